@@ -1,0 +1,1 @@
+# libFuzzer targets; filled in with the safetensors parser.
