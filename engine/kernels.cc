@@ -1,0 +1,105 @@
+#include "engine/kernels.h"
+
+#include <cblas.h>
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "engine/small_batch_kernel.h"
+
+namespace tandem {
+namespace {
+
+internal::SmallBatchFn PickSmallBatchKernel() {
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx512f")) return internal::SmallBatchAvx512;
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+    return internal::SmallBatchAvx2;
+  }
+  return internal::SmallBatchPortable;
+}
+
+const internal::SmallBatchFn kSmallBatch = PickSmallBatchKernel();
+
+// Weight rows per unit of parallel work in the small-batch kernel: enough to
+// amortise scheduling, few enough to balance two threads on narrow layers.
+constexpr int kRowsPerChunk = 32;
+
+void AddBias(const float* bias, int m, int n, float* y, int ldy) {
+  for (int i = 0; i < m; ++i) {
+    float* yi = y + static_cast<long>(i) * ldy;
+    for (int j = 0; j < n; ++j) yi[j] += bias[j];
+  }
+}
+
+}  // namespace
+
+void SetEngineThreads(int threads) {
+  omp_set_num_threads(threads);
+  openblas_set_num_threads(threads);
+}
+
+int EngineThreads() { return omp_get_max_threads(); }
+
+void RmsNorm(const float* x, const float* weight, int rows, int dim, float eps,
+             float* out) {
+#pragma omp parallel for schedule(static) if (rows > 8)
+  for (int r = 0; r < rows; ++r) {
+    const float* xr = x + static_cast<long>(r) * dim;
+    float* outr = out + static_cast<long>(r) * dim;
+    double sum_sq = 0.0;
+    for (int i = 0; i < dim; ++i) sum_sq += static_cast<double>(xr[i]) * xr[i];
+    const float scale = static_cast<float>(1.0 / std::sqrt(sum_sq / dim + eps));
+    for (int i = 0; i < dim; ++i) outr[i] = xr[i] * scale * weight[i];
+  }
+}
+
+void SiluMul(const float* gate, const float* up, long count, float* out) {
+#pragma omp parallel for schedule(static) if (count > 16384)
+  for (long i = 0; i < count; ++i) {
+    const float g = gate[i];
+    out[i] = g / (1.0f + std::exp(-g)) * up[i];
+  }
+}
+
+void AddInPlace(float* x, const float* y, long count) {
+#pragma omp parallel for schedule(static) if (count > 65536)
+  for (long i = 0; i < count; ++i) x[i] += y[i];
+}
+
+void LinearGemv(const float* x, const float* w, int k, int n, float* y) {
+  cblas_sgemv(CblasRowMajor, CblasNoTrans, n, k, 1.0f, w, k, x, 1, 0.0f, y, 1);
+}
+
+void LinearSmallBatch(const float* x, int ldx, const float* w, int m, int k,
+                      int n, float* y, int ldy) {
+  const int chunks = (n + kRowsPerChunk - 1) / kRowsPerChunk;
+#pragma omp parallel for schedule(static)
+  for (int c = 0; c < chunks; ++c) {
+    const int begin = c * kRowsPerChunk;
+    const int end = std::min(n, begin + kRowsPerChunk);
+    kSmallBatch(x, ldx, w, m, k, begin, end, y, ldy);
+  }
+}
+
+void LinearGemm(const float* x, int ldx, const float* w, int m, int k, int n,
+                float* y, int ldy) {
+  // Row-major y[m, n] = x[m, k] * w[n, k]^T.
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, n, k, 1.0f, x, ldx, w,
+              k, 0.0f, y, ldy);
+}
+
+void Linear(const float* x, int ldx, const float* w, const float* bias, int m,
+            int k, int n, float* y, int ldy) {
+  if (m == 1) {
+    LinearGemv(x, w, k, n, y);
+  } else if (m <= kSmallBatchRows) {
+    LinearSmallBatch(x, ldx, w, m, k, n, y, ldy);
+  } else {
+    LinearGemm(x, ldx, w, m, k, n, y, ldy);
+  }
+  if (bias != nullptr) AddBias(bias, m, n, y, ldy);
+}
+
+}  // namespace tandem

@@ -1,0 +1,176 @@
+#include "engine/attention.h"
+
+#include <cblas.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+
+namespace tandem {
+namespace {
+
+// Queries per unit of parallel work in prefill: a tile's score matrix is
+// [kQueryTile, context], and causal tiles skip the keys after their last row.
+constexpr int kQueryTile = 128;
+
+struct WorkItem {
+  int span;
+  int head;
+  int first;  // first new token of the tile, relative to the span
+  int count;
+};
+
+// Thread-private scratch, grown as needed and reused across calls.
+std::vector<float>& Scratch(int which) {
+  thread_local std::vector<float> buffers[3];
+  return buffers[which];
+}
+
+void Softmax(float* x, int n) {
+  float max_value = -std::numeric_limits<float>::infinity();
+  for (int i = 0; i < n; ++i) max_value = std::max(max_value, x[i]);
+  float sum = 0.0f;
+  for (int i = 0; i < n; ++i) {
+    x[i] = std::exp(x[i] - max_value);
+    sum += x[i];
+  }
+  const float inv = 1.0f / sum;
+  for (int i = 0; i < n; ++i) x[i] *= inv;
+}
+
+// One query row against positions [0, context) read straight from the
+// blocks: the decode step's path.
+void AttendOne(const PagedKvCache& cache, int layer, int kv_head,
+               const AttentionSpan& span, int context, const float* q,
+               float scale, int head_dim, float* out) {
+  const KvLayout& layout = cache.layout();
+  std::vector<float>& scores = Scratch(0);
+  scores.resize(context);
+  const size_t k_offset = layout.PlaneOffset(layer, 0, kv_head);
+  const size_t v_offset = layout.PlaneOffset(layer, 1, kv_head);
+  for (int p = 0; p < context; ++p) {
+    const float* k = cache.BlockData(span.blocks[p / layout.block_size]) +
+                     k_offset + (p % layout.block_size) * head_dim;
+    float dot = 0.0f;
+    for (int d = 0; d < head_dim; ++d) dot += q[d] * k[d];
+    scores[p] = dot * scale;
+  }
+  Softmax(scores.data(), context);
+  std::fill(out, out + head_dim, 0.0f);
+  for (int p = 0; p < context; ++p) {
+    const float* v = cache.BlockData(span.blocks[p / layout.block_size]) +
+                     v_offset + (p % layout.block_size) * head_dim;
+    const float weight = scores[p];
+    for (int d = 0; d < head_dim; ++d) out[d] += weight * v[d];
+  }
+}
+
+// Copies positions [0, context) of one head's K or V into dst
+// [context, head_dim].
+void Gather(const PagedKvCache& cache, const AttentionSpan& span,
+            size_t plane_offset, int context, int head_dim, float* dst) {
+  const int block_size = cache.layout().block_size;
+  for (int p = 0; p < context; p += block_size) {
+    const int n = std::min(block_size, context - p);
+    const float* src =
+        cache.BlockData(span.blocks[p / block_size]) + plane_offset;
+    std::memcpy(dst + static_cast<long>(p) * head_dim, src,
+                sizeof(float) * n * head_dim);
+  }
+}
+
+// A tile of query rows with BLAS: S = Q K^T, causal mask, softmax, O = S V.
+void AttendTile(const PagedKvCache& cache, int layer, int kv_head,
+                const AttentionSpan& span, const WorkItem& item, int q_stride,
+                const float* q, float scale, int head_dim, float* out) {
+  const KvLayout& layout = cache.layout();
+  const int first_pos = span.start + item.first;
+  const int context = first_pos + item.count;  // keys the last row sees
+  std::vector<float>& keys = Scratch(0);
+  std::vector<float>& values = Scratch(1);
+  std::vector<float>& scores = Scratch(2);
+  keys.resize(static_cast<size_t>(context) * head_dim);
+  values.resize(static_cast<size_t>(context) * head_dim);
+  scores.resize(static_cast<size_t>(item.count) * context);
+  Gather(cache, span, layout.PlaneOffset(layer, 0, kv_head), context, head_dim,
+         keys.data());
+  Gather(cache, span, layout.PlaneOffset(layer, 1, kv_head), context, head_dim,
+         values.data());
+  // scores[count, context] = scale * q[count, head_dim] keys[context,
+  // head_dim]^T
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, item.count, context,
+              head_dim, scale, q, q_stride, keys.data(), head_dim, 0.0f,
+              scores.data(), context);
+  for (int i = 0; i < item.count; ++i) {
+    float* row = scores.data() + static_cast<long>(i) * context;
+    const int visible = first_pos + i + 1;
+    std::fill(row + visible, row + context, 0.0f);
+    Softmax(row, visible);
+  }
+  // out[count, head_dim] = scores[count, context] values[context, head_dim]
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, item.count, head_dim,
+              context, 1.0f, scores.data(), context, values.data(), head_dim,
+              0.0f, out, q_stride);
+}
+
+}  // namespace
+
+void WriteKv(PagedKvCache& cache, int layer,
+             absl::Span<const AttentionSpan> spans, const float* k,
+             const float* v) {
+  const KvLayout& layout = cache.layout();
+  const int kv_dim = layout.num_kv_heads * layout.head_dim;
+  const size_t row_bytes = sizeof(float) * layout.head_dim;
+  for (const AttentionSpan& span : spans) {
+    for (int i = 0; i < span.count; ++i) {
+      const int pos = span.start + i;
+      float* block = cache.BlockData(span.blocks[pos / layout.block_size]);
+      const int slot = pos % layout.block_size;
+      const long row = static_cast<long>(span.row + i) * kv_dim;
+      for (int h = 0; h < layout.num_kv_heads; ++h) {
+        const long src = row + static_cast<long>(h) * layout.head_dim;
+        const size_t dst = static_cast<size_t>(slot) * layout.head_dim;
+        std::memcpy(block + layout.PlaneOffset(layer, 0, h) + dst, k + src,
+                    row_bytes);
+        std::memcpy(block + layout.PlaneOffset(layer, 1, h) + dst, v + src,
+                    row_bytes);
+      }
+    }
+  }
+}
+
+void Attend(const PagedKvCache& cache, int layer, const AttentionShape& shape,
+            absl::Span<const AttentionSpan> spans, const float* q, float* out) {
+  std::vector<WorkItem> items;
+  for (int s = 0; s < static_cast<int>(spans.size()); ++s) {
+    for (int h = 0; h < shape.num_heads; ++h) {
+      for (int first = 0; first < spans[s].count; first += kQueryTile) {
+        items.push_back(
+            {s, h, first, std::min(kQueryTile, spans[s].count - first)});
+      }
+    }
+  }
+  const int q_stride = shape.num_heads * shape.head_dim;
+  const int group = shape.num_heads / shape.num_kv_heads;
+  const float scale = 1.0f / std::sqrt(static_cast<float>(shape.head_dim));
+#pragma omp parallel for schedule(dynamic)
+  for (size_t n = 0; n < items.size(); ++n) {
+    const WorkItem& item = items[n];
+    const AttentionSpan& span = spans[item.span];
+    const long row = span.row + item.first;
+    const long col = static_cast<long>(item.head) * shape.head_dim;
+    const float* q_tile = q + row * q_stride + col;
+    float* out_tile = out + row * q_stride + col;
+    const int kv_head = item.head / group;
+    if (item.count == 1) {
+      AttendOne(cache, layer, kv_head, span, span.start + item.first + 1,
+                q_tile, scale, shape.head_dim, out_tile);
+    } else {
+      AttendTile(cache, layer, kv_head, span, item, q_stride, q_tile, scale,
+                 shape.head_dim, out_tile);
+    }
+  }
+}
+
+}  // namespace tandem

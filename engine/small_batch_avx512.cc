@@ -1,0 +1,96 @@
+// The small-batch kernel for AVX-512. Compiled with -mavx512f; called only
+// on processors that have it.
+#include <immintrin.h>
+
+#include <algorithm>
+
+#include "engine/small_batch_kernel.h"
+
+namespace tandem::internal {
+namespace {
+
+constexpr int kLanes = 16;
+
+// One tile: MR rows of x against NR rows of w, over all of k. Accumulators
+// stay in registers (MR * NR of the 32 vector registers).
+template <int MR, int NR>
+void Tile(const float* x, int ldx, const float* w, int k, float* y, int ldy) {
+  __m512 acc[MR][NR];
+  for (int i = 0; i < MR; ++i) {
+    for (int j = 0; j < NR; ++j) acc[i][j] = _mm512_setzero_ps();
+  }
+  int kk = 0;
+  for (; kk + kLanes <= k; kk += kLanes) {
+    __m512 wv[NR];
+    for (int j = 0; j < NR; ++j) {
+      wv[j] = _mm512_loadu_ps(w + static_cast<long>(j) * k + kk);
+    }
+    for (int i = 0; i < MR; ++i) {
+      const __m512 xv = _mm512_loadu_ps(x + static_cast<long>(i) * ldx + kk);
+      for (int j = 0; j < NR; ++j) {
+        acc[i][j] = _mm512_fmadd_ps(xv, wv[j], acc[i][j]);
+      }
+    }
+  }
+  if (kk < k) {
+    const __mmask16 mask = static_cast<__mmask16>((1u << (k - kk)) - 1);
+    __m512 wv[NR];
+    for (int j = 0; j < NR; ++j) {
+      wv[j] = _mm512_maskz_loadu_ps(mask, w + static_cast<long>(j) * k + kk);
+    }
+    for (int i = 0; i < MR; ++i) {
+      const __m512 xv =
+          _mm512_maskz_loadu_ps(mask, x + static_cast<long>(i) * ldx + kk);
+      for (int j = 0; j < NR; ++j) {
+        acc[i][j] = _mm512_fmadd_ps(xv, wv[j], acc[i][j]);
+      }
+    }
+  }
+  for (int i = 0; i < MR; ++i) {
+    for (int j = 0; j < NR; ++j) {
+      y[static_cast<long>(i) * ldy + j] = _mm512_reduce_add_ps(acc[i][j]);
+    }
+  }
+}
+
+template <int NR>
+void Columns(const float* x, int ldx, const float* w, int m, int k, float* y,
+             int ldy) {
+  int i = 0;
+  for (; i + 4 <= m; i += 4) {
+    Tile<4, NR>(x + static_cast<long>(i) * ldx, ldx, w, k,
+                y + static_cast<long>(i) * ldy, ldy);
+  }
+  const float* xi = x + static_cast<long>(i) * ldx;
+  float* yi = y + static_cast<long>(i) * ldy;
+  switch (m - i) {
+    case 3:
+      Tile<3, NR>(xi, ldx, w, k, yi, ldy);
+      break;
+    case 2:
+      Tile<2, NR>(xi, ldx, w, k, yi, ldy);
+      break;
+    case 1:
+      Tile<1, NR>(xi, ldx, w, k, yi, ldy);
+      break;
+    default:
+      break;
+  }
+}
+
+}  // namespace
+
+void SmallBatchAvx512(const float* x, int ldx, const float* w, int m, int k,
+                      int n_begin, int n_end, float* y, int ldy) {
+  int j = n_begin;
+  // Four weight rows at a time: each weight row is read from memory once
+  // and reused from cache for every row of x.
+  for (; j + 4 <= n_end; j += 4) {
+    Columns<4>(x, ldx, w + static_cast<long>(j) * k, m, k, y + j, ldy);
+  }
+  for (; j < n_end; ++j) {
+    Columns<1>(x, ldx, w + static_cast<long>(j) * k, m, k, y + j, ldy);
+  }
+}
+
+}  // namespace tandem::internal
