@@ -4,6 +4,11 @@
 //
 // Every matrix is row-major F32 in Hugging Face's orientation: a linear layer
 // with `in` inputs and `out` outputs is stored [out, in], so y = W x.
+//
+// Memory: an F32 tensor whose bytes are 4-byte aligned in its file is used
+// in place, inside a read-only memory map of the file (no copy); other F32
+// tensors and every F16 or BF16 tensor are converted into owned buffers.
+// A loaded ModelWeights is immutable, so any number of threads may read it.
 #ifndef TANDEM_ENGINE_MODEL_WEIGHTS_H_
 #define TANDEM_ENGINE_MODEL_WEIGHTS_H_
 
@@ -20,6 +25,10 @@ namespace tandem {
 
 // A 128-bit digest of a model's config and weights. Two models with the same
 // fingerprint compute the same KV cache for the same tokens.
+//
+// It is XXH3-128 over, in order: the config.json bytes, then each weight
+// file's bytes in file-name order, each of these preceded by its length as
+// 8 little-endian bytes. words[0] holds the low 64 bits.
 struct Fingerprint {
   std::array<uint64_t, 2> words{};
   friend bool operator==(const Fingerprint&, const Fingerprint&) = default;
@@ -45,7 +54,12 @@ class ModelWeights {
   // Loads the model directory `dir`. F32 tensors are memory-mapped; F16 and
   // BF16 tensors are converted to F32. Errors name the file and the fault:
   // NotFound for a missing file, InvalidArgument for a malformed config,
-  // header or index, a wrong shape, or a missing or unexpected tensor.
+  // header or index, a wrong shape or dtype, or a missing or unexpected
+  // tensor. `*.rotary_emb.inv_freq` buffers are ignored.
+  //
+  // Qwen2: config().attention_bias tells whether the checkpoint has the q, k
+  // and v biases (all layers must agree). Tied embeddings: lm_head.weight
+  // may be present anyway only if it equals model.embed_tokens.weight.
   static absl::StatusOr<std::unique_ptr<ModelWeights>> Load(
       const std::filesystem::path& dir);
 
@@ -56,7 +70,9 @@ class ModelWeights {
   const ModelConfig& config() const { return config_; }
   const Fingerprint& fingerprint() const { return fingerprint_; }
 
-  const float* embed_tokens() const { return embed_tokens_; }  // [vocab, hidden]
+  const float* embed_tokens() const {
+    return embed_tokens_;
+  }  // [vocab, hidden]
   const std::vector<LayerWeights>& layers() const { return layers_; }
   const float* final_norm() const { return final_norm_; }  // [hidden]
   // [vocab, hidden]; equals embed_tokens() when the embeddings are tied.
