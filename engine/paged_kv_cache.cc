@@ -23,6 +23,10 @@ int64_t BlocksFor(int64_t num_tokens, int block_size) {
 
 }  // namespace
 
+size_t PagedKvCache::BlockStrideBytes(const KvLayout& layout) {
+  return RoundUp(layout.BlockFloats(), kFloatsPerAlignment) * sizeof(float);
+}
+
 void PagedKvCache::PoolDeleter::operator()(float* pool) const {
   std::free(pool);
 }
@@ -36,11 +40,11 @@ absl::StatusOr<std::unique_ptr<PagedKvCache>> PagedKvCache::Create(
         " block_size=", layout.block_size,
         " (each must be positive and a block must fit in memory)"));
   }
-  const size_t stride = RoundUp(layout.BlockFloats(), kFloatsPerAlignment);
-  const size_t stride_bytes = stride * sizeof(float);
+  const size_t stride_bytes = BlockStrideBytes(layout);
   if (stride_bytes < layout.BlockBytes()) {  // the round-up overflowed
     return absl::InvalidArgumentError("KV block size overflows");
   }
+  const size_t stride = stride_bytes / sizeof(float);
   size_t num_blocks = budget_bytes / stride_bytes;
   if (num_blocks == 0) {
     return absl::InvalidArgumentError(

@@ -39,11 +39,18 @@ class PagedKvCache {
   static constexpr size_t kAlignment = 64;
 
   // Creates a pool of as many blocks of `layout` as fit in `budget_bytes`
-  // (at most the largest BlockId plus one). InvalidArgument if the layout is
-  // not valid (KvLayout::IsValid) or the budget holds no block;
-  // ResourceExhausted if the memory cannot be allocated.
+  // (at most the largest BlockId plus one), each taking BlockStrideBytes().
+  // InvalidArgument if the layout is not valid (KvLayout::IsValid) or the
+  // budget holds no block; ResourceExhausted if the memory cannot be
+  // allocated.
   static absl::StatusOr<std::unique_ptr<PagedKvCache>> Create(
       const KvLayout& layout, size_t budget_bytes);
+
+  // Bytes one block of `layout` takes in the pool: layout.BlockBytes()
+  // rounded up to a multiple of kAlignment. A budget of
+  // n * BlockStrideBytes(layout) holds exactly n blocks.
+  // REQUIRES: layout.IsValid().
+  static size_t BlockStrideBytes(const KvLayout& layout);
 
   PagedKvCache(const PagedKvCache&) = delete;
   PagedKvCache& operator=(const PagedKvCache&) = delete;
@@ -85,7 +92,10 @@ class PagedKvCache {
   // Takes over one caller reference to each block. NotFound for an unknown
   // `seq`; FailedPrecondition if `seq` ends in a partial block;
   // InvalidArgument if a block id is out of range or the block is free, or
-  // the token count would overflow. On any error nothing changes.
+  // the token count would overflow. On any error nothing changes. (A partial
+  // last block, such as the prefill-to-decode handoff, joins with
+  // Append(seq, token_count) and a write, for example ImportBlock, into
+  // BlockData(BlockTable(seq).back()).)
   absl::Status AppendFullBlocks(SequenceId seq,
                                 absl::Span<const BlockId> blocks);
 

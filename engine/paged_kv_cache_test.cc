@@ -82,6 +82,8 @@ TEST(PagedKvCacheTest, BlocksAreAlignedAndPaddedTo64Bytes) {
   const float* first = (*cache)->BlockData(0);
   EXPECT_EQ(reinterpret_cast<uintptr_t>(first) % 64, 0u);
   EXPECT_EQ((*cache)->BlockData(1) - first, 32);
+  EXPECT_EQ(PagedKvCache::BlockStrideBytes({2, 2, 3, 1}), 128u);
+  EXPECT_EQ(PagedKvCache::BlockStrideBytes(SmallLayout()), kBlockBytes);
 }
 
 TEST(PagedKvCacheTest, AppendAllocatesABlockPerBlockSizeTokens) {
