@@ -1,5 +1,7 @@
 #include "engine/sampler.h"
 
+#include <omp.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
@@ -45,37 +47,32 @@ int32_t Argmax(absl::Span<const float> row) {
   return best;
 }
 
-// log(sum_i exp(row[i])) in double precision.
-// REQUIRES: row is sanitized and holds a finite value.
-double LogSumExp(absl::Span<const float> row) {
-  const float max = row[Argmax(row)];
+// sum_i exp(row[i] - max) in double, in token order.
+double ExpSum(absl::Span<const float> row, float max) {
   double sum = 0.0;
   for (float x : row) sum += std::exp(x - max);
-  return static_cast<double>(max) + std::log(sum);
+  return sum;
 }
 
-// The `n` largest logits of `row` as logprobs (logit - lse), largest first,
-// ties to the lower id. A single pass keeping a sorted list of n.
-std::vector<TokenLogprob> TopLogprobs(absl::Span<const float> row, size_t n,
-                                      double lse) {
-  std::vector<int32_t> best;
+// The `n` largest logits of `row` with their raw values in `logprob`,
+// largest first, ties to the lower id. One pass keeping a sorted list.
+std::vector<TokenLogprob> TopLogits(absl::Span<const float> row, size_t n) {
+  std::vector<TokenLogprob> best;
+  if (n == 0) return best;
   best.reserve(n + 1);
-  // Strict order: a before b if a's logit is larger, or equal with lower id.
-  auto before = [row](int32_t a, int32_t b) {
-    return row[a] > row[b] || (row[a] == row[b] && a < b);
+  // Strict order: a before b if its logit is larger, or equal with lower id.
+  auto before = [](const TokenLogprob& a, const TokenLogprob& b) {
+    return a.logprob > b.logprob ||
+           (a.logprob == b.logprob && a.token < b.token);
   };
-  for (size_t i = 0; i < row.size() && n > 0; ++i) {
-    const auto id = static_cast<int32_t>(i);
-    if (best.size() == n && !before(id, best.back())) continue;
-    best.insert(std::upper_bound(best.begin(), best.end(), id, before), id);
+  for (size_t i = 0; i < row.size(); ++i) {
+    const TokenLogprob entry = {static_cast<int32_t>(i), row[i]};
+    if (best.size() == n && !before(entry, best.back())) continue;
+    best.insert(std::upper_bound(best.begin(), best.end(), entry, before),
+                entry);
     if (best.size() > n) best.pop_back();
   }
-  std::vector<TokenLogprob> out;
-  out.reserve(best.size());
-  for (int32_t id : best) {
-    out.push_back({id, static_cast<float>(row[id] - lse)});
-  }
-  return out;
+  return best;
 }
 
 }  // namespace
@@ -152,16 +149,35 @@ bool SequenceSamplingState::in_prompt(int32_t token) const {
 }
 
 bool SequenceSamplingState::HasPenalties() const {
-  return params_.repetition_penalty != 1.0f ||
-         params_.presence_penalty != 0.0f || params_.frequency_penalty != 0.0f;
+  return !history_.empty() && (params_.repetition_penalty != 1.0f ||
+                               params_.presence_penalty != 0.0f ||
+                               params_.frequency_penalty != 0.0f);
+}
+
+void SequenceSamplingState::ApplyPenalties(
+    absl::Span<float> row,
+    std::vector<std::pair<int32_t, float>>& saved) const {
+  const float repetition = params_.repetition_penalty;
+  for (const auto& [id, history] : history_) {
+    float x = row[id];
+    if (x == kNegInf) continue;  // A masked token stays masked.
+    saved.emplace_back(id, x);
+    if (repetition != 1.0f) x = x > 0.0f ? x / repetition : x * repetition;
+    if (history.generated > 0) {
+      x -= params_.frequency_penalty * static_cast<float>(history.generated);
+      x -= params_.presence_penalty;
+    }
+    // A finite logit stays finite, so every row keeps a candidate.
+    row[id] = std::clamp(x, -kFloatMax, kFloatMax);
+  }
 }
 
 absl::StatusOr<std::vector<SampledToken>> Sampler::Sample(
     absl::Span<float> logits, int vocab_size,
     absl::Span<SequenceSamplingState* const> rows) {
-  if (vocab_size < 1) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("vocab_size must be positive, got ", vocab_size));
+  if (vocab_size < 1 || vocab_size > kMaxVocabSize) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "vocab_size must be in [1, ", kMaxVocabSize, "], got ", vocab_size));
   }
   const auto vocab = static_cast<size_t>(vocab_size);
   if (logits.size() != rows.size() * vocab) {
@@ -185,147 +201,57 @@ absl::StatusOr<std::vector<SampledToken>> Sampler::Sample(
           absl::StrCat("row ", r, ": no finite logit (all NaN or -inf)"));
     }
   }
-  std::vector<SampledToken> out;
-  out.reserve(rows.size());
-  for (size_t r = 0; r < rows.size(); ++r) {
-    out.push_back(SampleRow(logits.subspan(r * vocab, vocab), *rows[r]));
+  std::vector<SampledToken> out(rows.size());
+  scratch_.resize(std::max(1, omp_get_max_threads()));
+  const auto n = static_cast<int64_t>(rows.size());
+  // Rows share nothing but the output vector, each slot written once.
+#pragma omp parallel for schedule(dynamic) if (n > 1)
+  for (int64_t r = 0; r < n; ++r) {
+    RowScratch& scratch = scratch_[omp_get_thread_num()];
+    out[r] = SampleRow(logits.subspan(r * vocab, vocab), *rows[r], scratch);
   }
   return out;
 }
 
 SampledToken Sampler::SampleRow(absl::Span<float> row,
-                                SequenceSamplingState& state) {
+                                SequenceSamplingState& state,
+                                RowScratch& scratch) {
   const SamplingParams& params = state.params_;
+  const bool greedy = params.temperature < kGreedyTemperature;
+  const bool penalize = state.HasPenalties();
   SampledToken result;
-  const double lse = LogSumExp(row);
-  const size_t n_top = std::min<size_t>(params.num_logprobs, row.size());
-  result.top_logprobs = TopLogprobs(row, n_top, lse);
+  result.top_logprobs =
+      TopLogits(row, std::min<size_t>(params.num_logprobs, row.size()));
+  // The log-sum-exp of the raw row. Unpenalized at temperature 1 the draw's
+  // weights pass computes the very same sum, so it is not done twice.
+  const float raw_max = row[Argmax(row)];
+  const bool sum_in_draw = !greedy && !penalize && params.temperature == 1.0f;
+  double exp_sum = sum_in_draw ? 0.0 : ExpSum(row, raw_max);
 
-  // Penalties, saving the raw logits they overwrite for the logprob.
-  saved_raw_.clear();
-  if (state.HasPenalties()) {
-    for (const auto& [id, history] : state.history_) {
-      float x = row[id];
-      if (x == kNegInf) continue;  // A masked token stays masked.
-      saved_raw_.emplace_back(id, x);
-      if (params.repetition_penalty != 1.0f) {
-        x = x > 0.0f ? x / params.repetition_penalty
-                     : x * params.repetition_penalty;
-      }
-      if (history.generated > 0) {
-        x -= params.frequency_penalty * static_cast<float>(history.generated);
-        x -= params.presence_penalty;
-      }
-      // A finite logit stays finite, so every row keeps a candidate.
-      row[id] = std::clamp(x, -kFloatMax, kFloatMax);
-    }
+  scratch.saved_raw.clear();
+  if (penalize) state.ApplyPenalties(row, scratch.saved_raw);
+  const uint64_t random = state.rng_.NextU64();
+  if (greedy) {
+    result.token = Argmax(row);
+  } else {
+    const TokenFilter filter = {.temperature = params.temperature,
+                                .min_p = params.min_p,
+                                .top_k = params.top_k,
+                                .top_p = params.top_p};
+    result.token = DrawToken(row, filter, random, scratch.draw,
+                             sum_in_draw ? &exp_sum : nullptr);
   }
 
-  const double u = state.rng_.NextDouble();
-  result.token = params.temperature < kGreedyTemperature
-                     ? Argmax(row)
-                     : DrawFiltered(row, params, u);
+  const double lse = static_cast<double>(raw_max) + std::log(exp_sum);
   float raw = row[result.token];
-  for (const auto& [id, x] : saved_raw_) {
+  for (const auto& [id, x] : scratch.saved_raw) {
     if (id == result.token) raw = x;
   }
   result.logprob = static_cast<float>(raw - lse);
+  for (TokenLogprob& top : result.top_logprobs) {
+    top.logprob = static_cast<float>(top.logprob - lse);
+  }
   return result;
-}
-
-int32_t Sampler::DrawFiltered(absl::Span<const float> row,
-                              const SamplingParams& params, double u) {
-  // Temperature and min-p: weights_[i] = p_i / p_max, or 0 if filtered out.
-  // Subtracting the max before dividing keeps the scaled values <= 0.
-  const float max = row[Argmax(row)];
-  const float temperature = params.temperature;
-  const float min_p = params.min_p;
-  weights_.resize(row.size());
-  double total = 0.0;
-  for (size_t i = 0; i < row.size(); ++i) {
-    float w = std::exp((row[i] - max) / temperature);
-    if (w < min_p) w = 0.0f;
-    weights_[i] = w;
-    total += w;
-  }
-  const bool top_k_on =
-      params.top_k > 0 && static_cast<size_t>(params.top_k) < row.size();
-  const bool top_p_on = params.top_p < 1.0f;
-
-  // Fast path: no sorting filter, draw in token order.
-  if (!top_k_on && !top_p_on) {
-    const double target = u * total;
-    double acc = 0.0;
-    int32_t last = 0;
-    for (size_t i = 0; i < row.size(); ++i) {
-      if (weights_[i] == 0.0f) continue;
-      acc += weights_[i];
-      last = static_cast<int32_t>(i);
-      if (acc > target) return last;
-    }
-    return last;  // Only reached through rounding.
-  }
-
-  candidates_.clear();
-  for (size_t i = 0; i < row.size(); ++i) {
-    if (weights_[i] > 0.0f) candidates_.push_back(static_cast<int32_t>(i));
-  }
-  const float* w = weights_.data();
-  auto before = [w](int32_t a, int32_t b) {
-    return w[a] > w[b] || (w[a] == w[b] && a < b);
-  };
-  size_t kept = candidates_.size();
-  bool sorted = false;
-  if (top_k_on && static_cast<size_t>(params.top_k) < kept) {
-    kept = static_cast<size_t>(params.top_k);
-    std::nth_element(candidates_.begin(), candidates_.begin() + kept,
-                     candidates_.end(), before);
-    candidates_.resize(kept);
-    std::sort(candidates_.begin(), candidates_.end(), before);
-    sorted = true;
-    total = 0.0;
-    for (int32_t id : candidates_) total += w[id];
-  }
-  if (top_p_on) kept = TopPPrefix(params.top_p * total, sorted);
-
-  // Draw among the kept prefix, in its (canonical) order.
-  double mass = 0.0;
-  for (size_t i = 0; i < kept; ++i) mass += w[candidates_[i]];
-  const double target = u * mass;
-  double acc = 0.0;
-  for (size_t i = 0; i < kept; ++i) {
-    acc += w[candidates_[i]];
-    if (acc > target) return candidates_[i];
-  }
-  return candidates_[kept - 1];  // Only reached through rounding.
-}
-
-size_t Sampler::TopPPrefix(double target, bool sorted) {
-  const float* w = weights_.data();
-  auto before = [w](int32_t a, int32_t b) {
-    return w[a] > w[b] || (w[a] == w[b] && a < b);
-  };
-  const size_t n = candidates_.size();
-  const auto begin = candidates_.begin();
-  double acc = 0.0;
-  size_t done = 0;  // candidates_[0, done) are sorted and summed.
-  size_t chunk = 64;
-  while (done < n) {
-    const size_t end = sorted ? n : std::min(n, done + chunk);
-    if (!sorted) {
-      // Bring the best (end - done) of the rest to the front, then sort them.
-      if (end < n)
-        std::nth_element(begin + done, begin + end, begin + n, before);
-      std::sort(begin + done, begin + end, before);
-    }
-    for (size_t i = done; i < end; ++i) {
-      acc += w[candidates_[i]];
-      if (acc >= target) return i + 1;
-    }
-    done = end;
-    chunk *= 2;
-  }
-  return n;
 }
 
 }  // namespace tandem

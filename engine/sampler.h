@@ -18,17 +18,25 @@
 //   7. top-k, top-p  among the survivors sorted by probability (ties: lower
 //                 id first), keep the first top_k, then the shortest prefix
 //                 of those whose renormalized mass reaches top_p.
-//   8. draw       one uniform number from the sequence's stream picks a
-//                 token from the renormalized kept distribution.
+//   8. draw       the next 64 bits r of the sequence's stream pick the kept
+//                 token, in token id order, whose cumulative probability
+//                 interval holds r / 2^64. Every row takes one draw per
+//                 step, greedy rows included.
+//
+// Steps 5-8 compute with probabilities relative to the most probable token,
+// in fixed point (multiples of 2^-40): tokens below that are never drawn.
 //
 // For a vocabulary of 32k-152k tokens the cost is a few linear passes per
-// row: top-k selects with nth_element and sorts only the k kept tokens,
-// top-p sorts the candidates in growing chunks only until the mass is
-// reached, and with no filter active the draw scans the weights directly.
+// row: top-k selects with nth_element, top-p finds its nucleus by a weighted
+// quickselect (expected linear time, no sort of the vocabulary), and with no
+// filter active the draw scans the weights directly. Rows are sampled in
+// parallel on the OpenMP threads. Steps 5-8 live in token_draw.h, which
+// documents the fixed-point arithmetic that makes every sum exact.
 //
 // Reproducibility: the same seed, parameters, token history and logits give
-// the same token on every run and machine built with the same libm (the draw
-// depends on expf's results). Sums run in a fixed order in double precision.
+// the same token on every run and machine, whatever the batch, row or thread
+// count, given the same libm (the weights come from expf). Logprobs are sums
+// in double in a fixed order.
 #ifndef TANDEM_ENGINE_SAMPLER_H_
 #define TANDEM_ENGINE_SAMPLER_H_
 
@@ -41,6 +49,7 @@
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
 #include "engine/random.h"
+#include "engine/token_draw.h"
 
 namespace tandem {
 
@@ -109,7 +118,9 @@ struct SampledToken {
   float logprob = 0.0f;
   // The params.num_logprobs (capped at the vocabulary size) most probable
   // tokens under the same distribution, most probable first, ties to the
-  // lower id. May or may not include `token`.
+  // lower id. May or may not include `token`. A token whose logit was NaN
+  // or -inf has logprob -inf; it is listed only when fewer tokens than
+  // asked have a finite logit.
   std::vector<TokenLogprob> top_logprobs;
 };
 
@@ -165,8 +176,16 @@ class SequenceSamplingState {
   explicit SequenceSamplingState(const SamplingParams& params)
       : params_(params), rng_(params.seed) {}
 
-  // Whether any penalty changes logits.
+  // Whether any penalty can change a logit: one is set and the history is
+  // not empty.
   bool HasPenalties() const;
+
+  // Step 3: applies the penalties to `row` in place, appending to `saved`
+  // the raw value of each logit it changes. Logits at -inf stay there and
+  // finite ones stay finite (clamped to the float range).
+  // REQUIRES: max_recorded_token() < row.size().
+  void ApplyPenalties(absl::Span<float> row,
+                      std::vector<std::pair<int32_t, float>>& saved) const;
 
   SamplingParams params_;
   CounterRng rng_;
@@ -177,8 +196,9 @@ class SequenceSamplingState {
 // Samples one token per row of a logits batch.
 //
 // Thread-compatible: a Sampler keeps scratch buffers sized to the
-// vocabulary, so use one Sampler per thread; distinct Samplers may run
-// concurrently on distinct rows' states.
+// vocabulary, so call Sample from one thread at a time (it parallelizes
+// over rows itself, with OpenMP); distinct Samplers may run concurrently on
+// distinct states.
 class Sampler {
  public:
   Sampler() = default;
@@ -193,10 +213,10 @@ class Sampler {
   // histories are not changed, so record the tokens the caller accepts.
   //
   // Returns InvalidArgument, with no state advanced (the logits may already
-  // be sanitized), if vocab_size < 1, logits.size() != rows.size() *
-  // vocab_size, a row pointer is null, a row's history holds a token id >=
-  // vocab_size, or a row has no finite logit (all NaN or -inf). The message
-  // names the row.
+  // be sanitized), if vocab_size is not in [1, kMaxVocabSize], logits.size() !=
+  // rows.size() * vocab_size, a row pointer is null, a row's history holds
+  // a token id >= vocab_size, or a row has no finite logit (all NaN or
+  // -inf). The message names the row.
   //
   // REQUIRES: the states outlive the call and are not used by other threads
   // during it; a state appears at most once in `rows`.
@@ -205,24 +225,20 @@ class Sampler {
       absl::Span<SequenceSamplingState* const> rows);
 
  private:
-  // Samples row `row` (already sanitized and checked) with `state`.
-  SampledToken SampleRow(absl::Span<float> row, SequenceSamplingState& state);
-  // Steps 5-8 for one row: returns the drawn token given uniform `u`.
-  int32_t DrawFiltered(absl::Span<const float> row,
-                       const SamplingParams& params, double u);
-  // Returns the length of the shortest prefix of candidates_, in order of
-  // decreasing weight (ties: lower id first), whose weights sum to at least
-  // `target` (all of them if none).
-  // Unless `sorted` says candidates_ already is in order, sorts it in
-  // growing chunks only as far as that prefix.
-  size_t TopPPrefix(double target, bool sorted);
+  // Buffers one thread reuses from row to row.
+  struct RowScratch {
+    DrawScratch draw;
+    // Raw logits of the tokens the penalties changed, for the logprob.
+    std::vector<std::pair<int32_t, float>> saved_raw;
+  };
 
-  // Scratch, sized to the vocabulary: unnormalized probabilities of a row.
-  std::vector<float> weights_;
-  // Scratch: candidate token ids of a row.
-  std::vector<int32_t> candidates_;
-  // Scratch: raw logits of penalized tokens, saved for the logprobs.
-  std::vector<std::pair<int32_t, float>> saved_raw_;
+  // Steps 2-8 for one sanitized, checked row.
+  static SampledToken SampleRow(absl::Span<float> row,
+                                SequenceSamplingState& state,
+                                RowScratch& scratch);
+
+  // One per OpenMP thread.
+  std::vector<RowScratch> scratch_;
 };
 
 }  // namespace tandem

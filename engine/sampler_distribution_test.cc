@@ -1,5 +1,6 @@
 // Checks the sampler's draws against distributions computed here directly
-// from the definitions, with chi-square goodness-of-fit tests.
+// from the definitions: their frequencies with chi-square goodness-of-fit
+// tests, and single draws against the random number that made them.
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -158,6 +159,68 @@ TEST(SamplerDistributionTest, PenalizedLogitsDefineTheDistribution) {
     chi2 += (counts[i] - e) * (counts[i] - e) / e;
   }
   EXPECT_LT(chi2, ChiSquareCritical(9));
+}
+
+// Draws from `n` equal logits with top_p 0.5: exactly the first n / 2 (by
+// id) hold half the mass and must be the tokens drawn.
+void ExpectTopPOfHalfKeepsTheFirstHalf(size_t n) {
+  const std::vector<float> logits(n, 0.25f);
+  const SamplingParams params = {.top_p = 0.5f, .seed = 13};
+  const std::vector<double> expected = ExpectedDistribution(logits, params);
+  std::vector<int> counts(n, 0);
+  for (int32_t token : DrawTokens(logits, params, 2000)) ++counts[token];
+  for (size_t i = 0; i < n; ++i) {
+    EXPECT_EQ(expected[i] > 0.0, i < n / 2);
+    EXPECT_EQ(counts[i] > 0, i < n / 2) << "token " << i << " of " << n;
+  }
+}
+
+TEST(SamplerDistributionTest, TopPStopsWhereTheMassExactlyReachesP) {
+  ExpectTopPOfHalfKeepsTheFirstHalf(4);
+  ExpectTopPOfHalfKeepsTheFirstHalf(128);  // Through the quickselect.
+}
+
+// Checks each draw exactly: the token drawn with random bits r must be the
+// kept token, in token id order, whose cumulative probability interval holds
+// r / 2^64.
+void ExpectDrawsFollowTokenOrder(const std::vector<float>& logits,
+                                 const SamplingParams& params, int n) {
+  const std::vector<double> expected = ExpectedDistribution(logits, params);
+  const std::vector<int32_t> drawn = DrawTokens(logits, params, n);
+  for (int i = 0; i < n; ++i) {
+    const double u =
+        std::ldexp(static_cast<double>(CounterRng::At(params.seed, i)), -64);
+    double cumulative = 0.0;
+    int32_t want = -1;
+    for (size_t t = 0; t < expected.size() && cumulative <= u; ++t) {
+      if (expected[t] == 0.0) continue;
+      cumulative += expected[t];
+      want = static_cast<int32_t>(t);
+    }
+    EXPECT_EQ(drawn[i], want) << "draw " << i << ", u=" << u;
+  }
+}
+
+TEST(SamplerDrawTest, DrawsFollowTokenOrderUnfiltered) {
+  ExpectDrawsFollowTokenOrder(kLogits, {.temperature = 0.8f, .seed = 21}, 500);
+}
+
+TEST(SamplerDrawTest, DrawsFollowTokenOrderAmongFewKeptTokens) {
+  // 4 of 64 kept: the kept ids are sorted back into token order.
+  std::vector<float> logits(64);
+  for (size_t i = 0; i < logits.size(); ++i) logits[i] = 0.05f * (i % 13);
+  ExpectDrawsFollowTokenOrder(logits, {.top_k = 4, .seed = 22}, 500);
+  ExpectDrawsFollowTokenOrder(logits, {.top_p = 0.05f, .seed = 23}, 500);
+}
+
+TEST(SamplerDrawTest, DrawsFollowTokenOrderAmongManyKeptTokens) {
+  // Most of 64 kept: the draw walks the vocabulary, testing membership.
+  std::vector<float> logits(64);
+  for (size_t i = 0; i < logits.size(); ++i) logits[i] = 0.05f * (i % 13);
+  ExpectDrawsFollowTokenOrder(logits, {.top_p = 0.9f, .seed = 24}, 500);
+  ExpectDrawsFollowTokenOrder(
+      logits, {.temperature = 0.5f, .top_k = 40, .min_p = 0.5f, .seed = 25},
+      500);
 }
 
 TEST(SamplerDistributionTest, LargeVocabDrawsStayInsideTheFilteredSupport) {

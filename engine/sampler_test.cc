@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "engine/random.h"
 #include "engine/sampler_test_util.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -111,6 +112,41 @@ TEST(SamplerTest, RowsAreIndependentOfTheirBatch) {
     EXPECT_EQ((*out)[2].token, 9);
     ASSERT_TRUE(alone.RecordGeneratedToken(expected).ok());
     ASSERT_TRUE(in_batch.RecordGeneratedToken((*out)[1].token).ok());
+  }
+}
+
+TEST(SamplerTest, ParallelBatchMatchesRowsSampledAlone) {
+  constexpr int kRows = 24;
+  constexpr int kVocab = 1000;
+  std::vector<float> logits(kRows * kVocab);
+  CounterRng rng(31);
+  for (float& x : logits) x = static_cast<float>(6.0 * rng.NextDouble());
+  std::vector<SequenceSamplingState> batch_states;
+  std::vector<SequenceSamplingState> alone_states;
+  for (int r = 0; r < kRows; ++r) {
+    const SamplingParams params = {.temperature = 0.5f + 0.1f * (r % 4),
+                                   .top_p = r % 3 == 0 ? 0.8f : 1.0f,
+                                   .top_k = r % 2 == 0 ? 20 : -1,
+                                   .seed = static_cast<uint64_t>(r)};
+    batch_states.push_back(MakeState(params));
+    alone_states.push_back(MakeState(params));
+  }
+  std::vector<SequenceSamplingState*> rows;
+  for (SequenceSamplingState& state : batch_states) rows.push_back(&state);
+  Sampler batch_sampler;
+  Sampler alone_sampler;
+  for (int step = 0; step < 5; ++step) {
+    std::vector<float> batch = logits;
+    absl::StatusOr<std::vector<SampledToken>> out =
+        batch_sampler.Sample(absl::MakeSpan(batch), kVocab, rows);
+    ASSERT_TRUE(out.ok()) << out.status();
+    for (int r = 0; r < kRows; ++r) {
+      const std::vector<float> row(logits.begin() + r * kVocab,
+                                   logits.begin() + (r + 1) * kVocab);
+      const SampledToken alone = SampleOne(alone_sampler, row, alone_states[r]);
+      EXPECT_EQ((*out)[r].token, alone.token) << "row " << r;
+      EXPECT_EQ((*out)[r].logprob, alone.logprob) << "row " << r;
+    }
   }
 }
 
@@ -235,6 +271,8 @@ TEST(SamplerLogprobTest, TopLogprobsAreCappedAtTheVocabAndTiesGoToLowerIds) {
   std::vector<int32_t> tokens;
   for (const TokenLogprob& t : out.top_logprobs) tokens.push_back(t.token);
   EXPECT_THAT(tokens, ElementsAre(1, 3, 0, 2));
+  EXPECT_NEAR(out.top_logprobs[0].logprob, LogSoftmax(logits, 1), 1e-6);
+  EXPECT_NEAR(out.top_logprobs[3].logprob, LogSoftmax(logits, 2), 1e-6);
 }
 
 TEST(SamplerLogprobTest, NoAlternativesUnlessRequested) {
