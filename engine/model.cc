@@ -59,6 +59,8 @@ Model::Model(std::unique_ptr<ModelWeights> weights)
       rope_(weights_->config()),
       work_(std::make_unique<Workspace>()) {}
 
+Model::~Model() = default;
+
 KvLayout Model::kv_layout(int block_size) const {
   const ModelConfig& c = config();
   return KvLayout{c.num_layers, c.num_kv_heads, c.head_dim, block_size};

@@ -37,6 +37,7 @@ class Model {
       const std::filesystem::path& dir, const ModelOptions& options = {});
 
   explicit Model(std::unique_ptr<ModelWeights> weights);
+  ~Model();
 
   const ModelConfig& config() const { return weights_->config(); }
   const ModelWeights& weights() const { return *weights_; }

@@ -47,7 +47,7 @@ std::unique_ptr<Model> LoadReferenceModel(const std::string& name) {
 std::unique_ptr<PagedKvCache> MakeCache(const Model& model, int block_size,
                                         int blocks) {
   const KvLayout layout = model.kv_layout(block_size);
-  auto cache = PagedKvCache::Create(layout, layout.BlockBytes() * blocks);
+  auto cache = PagedKvCache::Create(layout, PagedKvCache::BlockStrideBytes(layout) * blocks);
   EXPECT_TRUE(cache.ok()) << cache.status();
   return std::move(cache).value();
 }
@@ -190,7 +190,8 @@ TEST(ModelTest, RejectsBadInputWithoutTouchingTheCache) {
                           &logits)
                 .code(),
             absl::StatusCode::kInvalidArgument);
-  const std::vector<Model::Chunk> twice = {{1, three}, {1, three}};
+  const std::vector<int32_t> two = {1, 2};
+  const std::vector<Model::Chunk> twice = {{1, two}, {1, two}};
   EXPECT_EQ(
       model->Prefill(twice, *cache, Model::Logits::kLastPerSequence, &logits)
           .code(),
