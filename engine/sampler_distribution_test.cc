@@ -161,6 +161,33 @@ TEST(SamplerDistributionTest, PenalizedLogitsDefineTheDistribution) {
   EXPECT_LT(chi2, ChiSquareCritical(9));
 }
 
+TEST(SamplerDistributionTest, LightTokensCountWhenHeavyOnesFallShort) {
+  // One token holds 83% of the mass; 1000 others, each 2e-4 as probable,
+  // hold the rest. Top-k and top-p must look past the probable token.
+  std::vector<float> logits(1001, -8.517f);
+  logits[0] = 0.0f;
+  const SamplingParams cases[] = {
+      {.top_p = 0.9f, .seed = 14},
+      {.top_k = 100, .seed = 15},
+      {.top_p = 0.9f, .top_k = 800, .seed = 16},
+  };
+  for (const SamplingParams& params : cases) {
+    const std::vector<double> expected = ExpectedDistribution(logits, params);
+    constexpr int kDraws = 2000;
+    int first = 0;
+    for (int32_t token : DrawTokens(logits, params, kDraws)) {
+      ASSERT_GT(expected[token], 0.0) << "token " << token;
+      first += token == 0;
+    }
+    // Chi-square on two bins, token 0 and the rest (1 degree of freedom).
+    const double e0 = expected[0] * kDraws;
+    const double e1 = kDraws - e0;
+    const double chi2 =
+        (first - e0) * (first - e0) / e0 + (first - e0) * (first - e0) / e1;
+    EXPECT_LT(chi2, ChiSquareCritical(1)) << "top_k=" << params.top_k;
+  }
+}
+
 // Draws from `n` equal logits with top_p 0.5: exactly the first n / 2 (by
 // id) hold half the mass and must be the tokens drawn.
 void ExpectTopPOfHalfKeepsTheFirstHalf(size_t n) {

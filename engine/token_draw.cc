@@ -9,6 +9,11 @@ namespace {
 
 constexpr float kWeightScale = static_cast<float>(1ull << kWeightFractionBits);
 
+// Tokens at least 2^-12 as probable as the most probable one are "heavy":
+// gathered first, since top-k and top-p rarely reach past them.
+constexpr uint64_t kHeavyWeight = uint64_t{1} << (kWeightFractionBits - 12);
+constexpr uint64_t kNoWeightLimit = ~uint64_t{0};
+
 // Below this many tokens the top-p selection sorts instead of partitioning.
 constexpr ptrdiff_t kSelectSortSize = 64;
 
@@ -20,6 +25,27 @@ struct RankedBefore {
     return q[a] > q[b] || (q[a] == q[b] && a < b);
   }
 };
+
+// Appends to `ids` the tokens whose weight is in [low, high), in token
+// order, and returns their total weight.
+uint64_t Gather(const std::vector<uint64_t>& q, uint64_t low, uint64_t high,
+                std::vector<int32_t>& ids) {
+  uint64_t mass = 0;
+  for (size_t i = 0; i < q.size(); ++i) {
+    if (q[i] >= low && q[i] < high) {
+      ids.push_back(static_cast<int32_t>(i));
+      mass += q[i];
+    }
+  }
+  return mass;
+}
+
+// The weight top-p's nucleus must reach: ceil(top_p * mass), at least 1.
+uint64_t TopPNeed(float top_p, uint64_t mass) {
+  const double scaled =
+      std::ceil(static_cast<double>(top_p) * static_cast<double>(mass));
+  return std::clamp<uint64_t>(static_cast<uint64_t>(scaled), 1, mass);
+}
 
 // floor(random * mass / 2^64): uniform on [0, mass) for uniform random bits.
 uint64_t ScaleRandom(uint64_t random, uint64_t mass) {
@@ -146,25 +172,24 @@ int32_t DrawToken(absl::Span<const float> row, const TokenFilter& filter,
     return DrawInTokenOrder(q, ScaleRandom(random, total));
   }
 
+  // Gather the heavy tokens first; the light ones matter only when the
+  // heavy ones hold fewer than top_k tokens or less than top_p of the mass.
   std::vector<int32_t>& ids = scratch.candidates;
   ids.clear();
-  for (size_t i = 0; i < q.size(); ++i) {
-    if (q[i] > 0) ids.push_back(static_cast<int32_t>(i));
-  }
   const RankedBefore before{q.data()};
+  uint64_t mass = Gather(q, kHeavyWeight, kNoWeightLimit, ids);
+  uint64_t need = 0;  // The mass top-p must reach.
+  if (top_k_on) {
+    const auto k = static_cast<size_t>(filter.top_k);
+    if (ids.size() < k) mass += Gather(q, 1, kHeavyWeight, ids);
+    if (ids.size() > k) mass = KeepTopK(ids, k, before);
+    need = TopPNeed(filter.top_p, mass);
+  } else {
+    need = TopPNeed(filter.top_p, total);
+    if (mass < need) mass += Gather(q, 1, kHeavyWeight, ids);
+  }
   size_t kept = ids.size();
-  uint64_t mass = total;
-  if (top_k_on && static_cast<size_t>(filter.top_k) < kept) {
-    kept = static_cast<size_t>(filter.top_k);
-    mass = KeepTopK(ids, kept, before);
-  }
-  if (top_p_on) {
-    const double scaled = std::ceil(static_cast<double>(filter.top_p) *
-                                    static_cast<double>(mass));
-    const uint64_t need =
-        std::clamp<uint64_t>(static_cast<uint64_t>(scaled), 1, mass);
-    kept = KeepTopP(ids, need, before, &mass);
-  }
+  if (top_p_on) kept = KeepTopP(ids, need, before, &mass);
   return DrawAmongKept(ids, kept, mass, random, q);
 }
 
