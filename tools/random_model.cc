@@ -238,6 +238,25 @@ absl::Status WriteFiles(const RandomModelOptions& options,
   return WriteText(dir / "model.safetensors.index.json", index.dump(2) + "\n");
 }
 
+// Checks options that did not come from RandomModelOptionsFromFlags.
+absl::Status CheckOptions(const RandomModelOptions& options) {
+  if (options.dtype != SafetensorsDtype::kF32 &&
+      options.dtype != SafetensorsDtype::kF16 &&
+      options.dtype != SafetensorsDtype::kBF16) {
+    return Bad("dtype must be F32, F16 or BF16");
+  }
+  absl::Status parsed =
+      ParseModelConfig(ModelConfigToJson(options.config), "").status();
+  if (!parsed.ok()) return Bad("invalid model", parsed.message());
+  const size_t tensors =
+      RandomModelTensors(options.config, options.dtype).size();
+  if (options.shards < 1 || static_cast<size_t>(options.shards) > tensors) {
+    return Bad("shards=", options.shards, " must be between 1 and the model's ",
+               tensors, " tensors");
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::StatusOr<RandomModelOptions> RandomModelOptionsFromFlags(
@@ -311,6 +330,7 @@ std::vector<float> RandomTensorValues(const SafetensorsEntry& entry,
 
 absl::Status WriteRandomModel(const RandomModelOptions& options,
                               const fs::path& out_arg) {
+  TANDEM_RETURN_IF_ERROR(CheckOptions(options));
   fs::path out = out_arg.lexically_normal();
   if (out.filename().empty()) out = out.parent_path();
   std::error_code ec;

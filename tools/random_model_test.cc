@@ -200,6 +200,22 @@ TEST(RandomModelTest, FillsAnEmptyOutputDirectory) {
   EXPECT_EQ(Listing(dir.path()), std::vector<std::string>{"m"});
 }
 
+TEST(RandomModelTest, RejectsInvalidOptionsWithoutWritingAnything) {
+  TempDir dir;
+  RandomModelOptions bad;  // an empty config
+  absl::Status s = WriteRandomModel(bad, dir.path() / "m");
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(s.message(), HasSubstr("invalid model"));
+
+  auto good = RandomModelOptionsFromFlags(Flags(dir.path() / "m"));
+  ASSERT_TRUE(good.ok()) << good.status();
+  good->shards = 22;
+  s = WriteRandomModel(*good, dir.path() / "m");
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(s.message(), HasSubstr("shards=22 must be between 1 and"));
+  EXPECT_TRUE(Listing(dir.path()).empty());
+}
+
 struct BadFlag {
   std::string name;
   std::function<void(RandomModelFlags&)> set;
