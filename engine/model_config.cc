@@ -9,7 +9,6 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_join.h"
 #include "engine/checkpoint.h"
 #include "engine/status_macros.h"
 #include "nlohmann/json.hpp"

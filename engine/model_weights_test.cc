@@ -2,18 +2,16 @@
 
 #include <cstdint>
 #include <fstream>
-#include <map>
-#include <optional>
 #include <string>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "engine/safetensors_writer.h"
+#include "engine/test_checkpoint.h"
 #include "engine/weights_test_util.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "nlohmann/json.hpp"
 
 namespace tandem {
 namespace {
@@ -25,105 +23,12 @@ using ::tandem::testing::WriteFile;
 using ::testing::AllOf;
 using ::testing::HasSubstr;
 
-ModelConfig TinyConfig() {
-  ModelConfig c;
-  c.architecture = "LlamaForCausalLM";
-  c.vocab_size = 11;
-  c.hidden_size = 8;
-  c.intermediate_size = 12;
-  c.num_layers = 2;
-  c.num_heads = 2;
-  c.num_kv_heads = 1;
-  c.head_dim = 4;
-  c.bos_token_id = 1;
-  c.eos_token_ids = {2};
-  return c;
-}
-
-// Value `i` of the tensor with id `id`: multiples of 1/4 in [-7.5, 7.5], so
-// exact in F16 and BF16 as well as F32.
-float ExpectedValue(int id, int64_t i) {
-  return static_cast<float>((i + 7 * id) % 61 - 30) * 0.25f;
-}
-
-// Every tensor of a model with `c`'s shape, in a fixed order, with ids.
-struct TensorPlan {
-  SafetensorsEntry entry;
-  int id;
-};
-
-std::vector<TensorPlan> PlanTensors(const ModelConfig& c, bool bias) {
-  const int64_t h = c.hidden_size, q = c.q_dim(), kv = c.kv_dim();
-  const int64_t f = c.intermediate_size;
-  std::vector<std::pair<std::string, std::vector<int64_t>>> named = {
-      {"model.embed_tokens.weight", {c.vocab_size, h}}};
-  for (int l = 0; l < c.num_layers; ++l) {
-    const std::string p = absl::StrCat("model.layers.", l, ".");
-    named.push_back({p + "input_layernorm.weight", {h}});
-    named.push_back({p + "self_attn.q_proj.weight", {q, h}});
-    named.push_back({p + "self_attn.k_proj.weight", {kv, h}});
-    named.push_back({p + "self_attn.v_proj.weight", {kv, h}});
-    if (bias) {
-      named.push_back({p + "self_attn.q_proj.bias", {q}});
-      named.push_back({p + "self_attn.k_proj.bias", {kv}});
-      named.push_back({p + "self_attn.v_proj.bias", {kv}});
-    }
-    named.push_back({p + "self_attn.o_proj.weight", {h, q}});
-    named.push_back({p + "post_attention_layernorm.weight", {h}});
-    named.push_back({p + "mlp.gate_proj.weight", {f, h}});
-    named.push_back({p + "mlp.up_proj.weight", {f, h}});
-    named.push_back({p + "mlp.down_proj.weight", {h, f}});
-  }
-  named.push_back({"model.norm.weight", {h}});
-  if (!c.tie_word_embeddings) {
-    named.push_back({"lm_head.weight", {c.vocab_size, h}});
-  }
-  std::vector<TensorPlan> plan;
-  for (auto& [name, shape] : named) {
-    plan.push_back(
-        {{name, SafetensorsDtype::kF32, shape}, static_cast<int>(plan.size())});
-  }
-  return plan;
-}
-
-int64_t NumElements(const SafetensorsEntry& e) {
-  int64_t n = 1;
-  for (int64_t d : e.shape) n *= d;
-  return n;
-}
-
-SafetensorsTensorBytes Materialize(const TensorPlan& t) {
-  std::vector<float> values(NumElements(t.entry));
-  for (size_t i = 0; i < values.size(); ++i) values[i] = ExpectedValue(t.id, i);
-  return {t.entry, EncodeFloats(values, t.entry.dtype)};
-}
-
-// Writes config.json and the tensors of `plan`, in one file or in `shards`
-// files with an index.
-void WriteModel(const fs::path& dir, const ModelConfig& c,
-                const std::vector<TensorPlan>& plan, int shards = 1) {
-  WriteFile(dir / "config.json", ModelConfigToJson(c));
-  if (shards == 1) {
-    std::vector<SafetensorsTensorBytes> tensors;
-    for (const TensorPlan& t : plan) tensors.push_back(Materialize(t));
-    WriteFile(dir / "model.safetensors", EncodeSafetensors(tensors));
-    return;
-  }
-  nlohmann::json index = {{"metadata", {{"total_size", 0}}}};
-  std::vector<std::vector<SafetensorsTensorBytes>> files(shards);
-  for (size_t i = 0; i < plan.size(); ++i) {
-    const int shard = static_cast<int>(i % shards);
-    files[shard].push_back(Materialize(plan[i]));
-    index["weight_map"][plan[i].entry.name] = absl::StrCat(
-        "model-0000", shard + 1, "-of-0000", shards, ".safetensors");
-  }
-  for (int s = 0; s < shards; ++s) {
-    WriteFile(dir / absl::StrCat("model-0000", s + 1, "-of-0000", shards,
-                                 ".safetensors"),
-              EncodeSafetensors(files[s]));
-  }
-  WriteFile(dir / "model.safetensors.index.json", index.dump());
-}
+using ::tandem::testing::ExpectedValue;
+using ::tandem::testing::NumElements;
+using ::tandem::testing::PlanTensors;
+using ::tandem::testing::TensorPlan;
+using ::tandem::testing::TinyConfig;
+using ::tandem::testing::WriteModel;
 
 // Checks that every element of `data` is ExpectedValue(id, i).
 void ExpectValues(const float* data, int64_t n, int id) {
@@ -507,100 +412,6 @@ TEST(ModelWeightsTest, MalformedWeightsFileIsInvalidArgumentNamingIt) {
   EXPECT_THAT(s.message(),
               AllOf(HasSubstr((dir.path() / "model.safetensors").string()),
                     HasSubstr("header is not valid JSON")));
-}
-
-// --- Faults in a sharded checkpoint's index. ---
-
-class ShardedFaultTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    WriteModel(dir_.path(), c_, PlanTensors(c_, false), 2);
-    index_ = nlohmann::json::parse(std::ifstream(IndexPath()));
-  }
-  fs::path IndexPath() const {
-    return dir_.path() / "model.safetensors.index.json";
-  }
-  void RewriteIndex() { WriteFile(IndexPath(), index_.dump()); }
-
-  TempDir dir_;
-  ModelConfig c_ = TinyConfig();
-  nlohmann::json index_;
-};
-
-TEST_F(ShardedFaultTest, MissingShardIsNotFound) {
-  fs::remove(dir_.path() / "model-00002-of-00002.safetensors");
-  absl::Status s = LoadStatus(dir_.path());
-  EXPECT_EQ(s.code(), absl::StatusCode::kNotFound);
-  EXPECT_THAT(s.message(), HasSubstr("model-00002-of-00002.safetensors"));
-}
-
-TEST_F(ShardedFaultTest, IndexThatIsNotJsonIsInvalidArgument) {
-  WriteFile(IndexPath(), "{\"weight_map\": ");
-  absl::Status s = LoadStatus(dir_.path());
-  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_THAT(s.message(), AllOf(HasSubstr(IndexPath().string()),
-                                 HasSubstr("not valid JSON")));
-}
-
-TEST_F(ShardedFaultTest, IndexWithoutWeightMapIsInvalidArgument) {
-  index_.erase("weight_map");
-  RewriteIndex();
-  absl::Status s = LoadStatus(dir_.path());
-  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_THAT(s.message(), HasSubstr("'weight_map' is missing"));
-}
-
-TEST_F(ShardedFaultTest, ShardNameOutsideTheDirectoryIsInvalidArgument) {
-  index_["weight_map"]["model.norm.weight"] = "../model.safetensors";
-  RewriteIndex();
-  absl::Status s = LoadStatus(dir_.path());
-  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_THAT(s.message(), AllOf(HasSubstr("'model.norm.weight'"),
-                                 HasSubstr("is not a plain file name")));
-}
-
-TEST_F(ShardedFaultTest, IndexListingTheWrongShardIsInvalidArgument) {
-  // layer 0's input_layernorm (tensor 1) lives in shard 2.
-  index_["weight_map"]["model.layers.0.input_layernorm.weight"] =
-      "model-00001-of-00002.safetensors";
-  RewriteIndex();
-  absl::Status s = LoadStatus(dir_.path());
-  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_THAT(s.message(),
-              AllOf(HasSubstr("model-00002-of-00002.safetensors: holds "
-                              "tensor 'model.layers.0.input_layernorm."
-                              "weight'"),
-                    HasSubstr("does not list for this file")));
-}
-
-TEST_F(ShardedFaultTest, IndexListingAnAbsentTensorIsInvalidArgument) {
-  index_["weight_map"]["model.extra.weight"] =
-      "model-00001-of-00002.safetensors";
-  RewriteIndex();
-  absl::Status s = LoadStatus(dir_.path());
-  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_THAT(s.message(),
-              AllOf(HasSubstr(IndexPath().string()),
-                    HasSubstr("lists tensor 'model.extra.weight' in "
-                              "model-00001-of-00002.safetensors, which does "
-                              "not contain it")));
-}
-
-TEST_F(ShardedFaultTest, TensorInTwoShardsIsInvalidArgument) {
-  const ModelConfig c = TinyConfig();
-  auto plan = PlanTensors(c, false);
-  // Shard 1 of a 2-way split holds the even tensors; add tensor 1 to it.
-  std::vector<SafetensorsTensorBytes> tensors;
-  for (size_t i = 0; i < plan.size(); i += 2) {
-    tensors.push_back(Materialize(plan[i]));
-  }
-  tensors.push_back(Materialize(plan[1]));
-  WriteFile(dir_.path() / "model-00001-of-00002.safetensors",
-            EncodeSafetensors(tensors));
-  absl::Status s = LoadStatus(dir_.path());
-  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_THAT(s.message(), HasSubstr("'model.layers.0.input_layernorm.weight' "
-                                     "is also in"));
 }
 
 }  // namespace
