@@ -13,6 +13,8 @@ packages=(
   nlohmann-json3-dev libpcre2-dev libutf8proc-dev libxxhash-dev
   # Tests and benchmarks.
   libgtest-dev libgmock-dev libbenchmark-dev
+  # Tokenizer tests: the xz-compressed tokenizer.json fixtures.
+  liblzma-dev
   # Reference checks and the default model's corpus and training.
   python3 python3-numpy python3-torch fortunes
 )
