@@ -159,12 +159,17 @@ absl::StatusOr<AddedVocabulary> AddedVocabulary::Create(
       return absl::InvalidArgumentError(absl::StrCat(
           "added token ", token.id, ": content must be non-empty UTF-8"));
     }
-    vocab.by_id_.emplace(token.id, i);
-    vocab.by_content_.emplace(token.content, token.id);
+    if (!vocab.by_id_.emplace(token.id, i).second ||
+        !vocab.by_content_.emplace(token.content, token.id).second) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("added token '", token.content, "' (id ", token.id,
+                       "): id or content used twice"));
+    }
     std::string pattern = token.content;
     if (token.normalized && normalizer != nullptr) {
       TANDEM_RETURN_IF_ERROR(normalizer->Normalize(&pattern));
     }
+    vocab.decode_strings_.push_back(pattern);
     if (pattern.empty()) continue;
     (token.normalized ? vocab.normalized_ : vocab.raw_)
         .Add(pattern, static_cast<int32_t>(i));
@@ -173,19 +178,25 @@ absl::StatusOr<AddedVocabulary> AddedVocabulary::Create(
 }
 
 absl::StatusOr<AddedVocabulary> AddedVocabulary::FromJson(
-    const nlohmann::json& list, const Normalizer* normalizer) {
+    const nlohmann::json& list, const Normalizer* normalizer,
+    absl::FunctionRef<std::optional<int32_t>(std::string_view)> model_id_of,
+    int32_t model_size) {
   if (list.is_null()) return Create({}, normalizer);
   if (!list.is_array()) return JsonError("added_tokens", "expected a list");
   std::vector<AddedToken> tokens;
-  absl::flat_hash_map<int32_t, size_t> seen_ids;
   absl::flat_hash_map<std::string, size_t> seen_contents;
+  std::optional<int32_t> max_id;
   for (size_t i = 0; i < list.size(); ++i) {
     const std::string path = JsonPath("added_tokens", i);
     TANDEM_ASSIGN_OR_RETURN(AddedToken token, ParseAddedToken(list[i], path));
-    if (!seen_ids.emplace(token.id, i).second) {
-      return JsonError(JsonPath(path, "id"),
-                       absl::StrCat("id ", token.id, " is used twice"));
+    if (auto id = model_id_of(token.content)) {
+      token.id = *id;
+    } else if (!max_id.has_value() || *max_id < model_size) {
+      token.id = model_size;
+    } else {
+      token.id = *max_id + 1;
     }
+    max_id = std::max(max_id.value_or(token.id), token.id);
     if (!seen_contents.emplace(token.content, i).second) {
       return JsonError(JsonPath(path, "content"),
                        absl::StrCat("'", token.content, "' is listed twice"));
@@ -250,6 +261,10 @@ absl::Status AddedVocabulary::Split(std::string_view text,
     }
   }
   return absl::OkStatus();
+}
+
+const std::string& AddedVocabulary::DecodeString(int32_t id) const {
+  return decode_strings_[by_id_.at(id)];
 }
 
 const AddedToken* AddedVocabulary::FindById(int32_t id) const {

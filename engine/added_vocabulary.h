@@ -11,6 +11,13 @@
 // match that touches a letter, digit or '_' on either side; "lstrip" and
 // "rstrip" make the token swallow the white space before or after it.
 //
+// Ids, as Hugging Face assigns them when it loads a file: a token whose
+// content is already in the model's vocabulary takes that id; the others
+// take the next free ids from the vocabulary's size on, in list order. (The
+// file's "id" fields agree with this in files Hugging Face wrote; where
+// they do not, Hugging Face ignores them, and so does Tandem.) A token
+// marked normalized decodes as its normalized content.
+//
 // Immutable after construction; thread-safe.
 #ifndef TANDEM_ENGINE_ADDED_VOCABULARY_H_
 #define TANDEM_ENGINE_ADDED_VOCABULARY_H_
@@ -22,6 +29,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "engine/normalizer.h"
@@ -51,17 +59,21 @@ class AddedVocabulary {
   // An empty vocabulary: Split normalizes the whole text as one segment.
   AddedVocabulary() = default;
 
-  // Builds the vocabulary from `tokens`, normalizing the content of tokens
-  // marked normalized with `normalizer` (may be null). InvalidArgument if a
-  // token's content is empty or a normalizer fails.
+  // Builds the vocabulary from `tokens` with the ids they hold, normalizing
+  // the content of tokens marked normalized with `normalizer` (may be
+  // null). InvalidArgument if a token's content is empty, two tokens share
+  // an id or a content, or the normalizer fails.
   static absl::StatusOr<AddedVocabulary> Create(std::vector<AddedToken> tokens,
                                                 const Normalizer* normalizer);
 
-  // Parses the "added_tokens" list of tokenizer.json (null means none) and
-  // calls Create. InvalidArgument naming the field for a malformed entry,
-  // a negative id, or an id or content used twice.
-  static absl::StatusOr<AddedVocabulary> FromJson(const nlohmann::json& list,
-                                                  const Normalizer* normalizer);
+  // Parses the "added_tokens" list of tokenizer.json (null means none),
+  // assigns ids (see above) given the model's vocabulary `model_id_of` and
+  // its size, and calls Create. InvalidArgument naming the field for a
+  // malformed entry or a content listed twice.
+  static absl::StatusOr<AddedVocabulary> FromJson(
+      const nlohmann::json& list, const Normalizer* normalizer,
+      absl::FunctionRef<std::optional<int32_t>(std::string_view)> model_id_of,
+      int32_t model_size);
 
   // Cuts `text` into added tokens and normalized text segments, in order,
   // dropping empty text. REQUIRES: `text` is valid UTF-8 and `normalizer`
@@ -74,6 +86,10 @@ class AddedVocabulary {
 
   // The id of the added token whose content is exactly `content`.
   std::optional<int32_t> IdOf(std::string_view content) const;
+
+  // The string added token `id` decodes from: its content, normalized if
+  // the token is marked normalized. REQUIRES: FindById(id) is not null.
+  const std::string& DecodeString(int32_t id) const;
 
   const std::vector<AddedToken>& tokens() const { return tokens_; }
 
@@ -100,6 +116,7 @@ class AddedVocabulary {
                  std::vector<Segment>* out) const;
 
   std::vector<AddedToken> tokens_;
+  std::vector<std::string> decode_strings_;  // parallel to tokens_
   absl::flat_hash_map<int32_t, size_t> by_id_;
   absl::flat_hash_map<std::string, int32_t> by_content_;
   Matcher raw_;         // normalized: false, on raw text

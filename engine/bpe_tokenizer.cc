@@ -27,8 +27,8 @@ std::optional<int32_t> BpeTokenizer::TokenToId(std::string_view token) const {
 }
 
 absl::StatusOr<std::string_view> BpeTokenizer::TokenString(int32_t id) const {
-  if (const AddedToken* added = parts_.added.FindById(id)) {
-    return std::string_view(added->content);
+  if (parts_.added.FindById(id) != nullptr) {
+    return std::string_view(parts_.added.DecodeString(id));
   }
   if (const std::string* token = parts_.model->IdToToken(id)) {
     return std::string_view(*token);

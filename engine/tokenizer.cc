@@ -63,9 +63,13 @@ absl::StatusOr<TokenizerParts> ParseParts(const nlohmann::json& root) {
   TANDEM_ASSIGN_OR_RETURN(const nlohmann::json* model,
                           RequireField(root, "model", ""));
   TANDEM_ASSIGN_OR_RETURN(parts.model, BpeModel::FromJson(*model));
+  const BpeModel& bpe = *parts.model;
   TANDEM_ASSIGN_OR_RETURN(
-      parts.added, AddedVocabulary::FromJson(MemberOrNull(root, "added_tokens"),
-                                             parts.normalizer.get()));
+      parts.added,
+      AddedVocabulary::FromJson(
+          MemberOrNull(root, "added_tokens"), parts.normalizer.get(),
+          [&bpe](std::string_view token) { return bpe.TokenToId(token); },
+          bpe.size()));
   TANDEM_ASSIGN_OR_RETURN(
       parts.post_processor,
       PostProcessor::FromJson(MemberOrNull(root, "post_processor"),

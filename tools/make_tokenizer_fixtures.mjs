@@ -135,6 +135,12 @@ const VARIANTS = {
          invert: true}]},
     },
   },
+  mistral_added_token_flags: {
+    base: 'mistral',
+    description: 'Mistral with extra added tokens using lstrip, rstrip, ' +
+        'single_word and normalized',
+    patch: {added_tokens: null},  // filled from the base file
+  },
   llama3_gpt2_bytelevel: {
     base: 'llama3',
     description: 'Llama 3 vocabulary with a lone ByteLevel pre-tokenizer ' +
@@ -145,6 +151,57 @@ const VARIANTS = {
     },
   },
 };
+
+// Added tokens with the flags no real file here uses. "hello" and "world"
+// are in Mistral's vocabulary, so they keep its ids.
+const FLAGGED_TOKENS = [
+  {id: 32000, content: '<tool>', single_word: false, lstrip: true,
+   rstrip: true, normalized: false, special: true},
+  {id: 32001, content: '[SEP]', single_word: false, lstrip: false,
+   rstrip: true, normalized: false, special: false},
+  {id: 32002, content: 'hello', single_word: true, lstrip: false,
+   rstrip: false, normalized: false, special: false},
+  {id: 32003, content: 'world', single_word: false, lstrip: false,
+   rstrip: false, normalized: true, special: false},
+  // Ids that Hugging Face reassigns (it numbers new tokens in list order).
+  {id: 32010, content: 'zzqq', single_word: false, lstrip: false,
+   rstrip: false, normalized: true, special: false},
+  {id: 32005, content: 'qqzz', single_word: false, lstrip: false,
+   rstrip: false, normalized: false, special: true},
+];
+
+// A small synthetic BPE: continuing_subword_prefix "##", end_of_word_suffix
+// "</w>", unk_token (fused or not, or none), accents stripped (NFD then a
+// Replace of \p{Mn}), words split on white space and punctuation, and no
+// decoder (tokens joined with spaces).
+function tinyBpeJson(unk, fuseUnk) {
+  const vocab = {'<unk>': 0};
+  let next = 1;
+  for (const c of 'abcdefghijklmnopqrstuvwxyz') {
+    for (const form of [c, `##${c}`, `${c}</w>`, `##${c}</w>`]) {
+      vocab[form] = next++;
+    }
+  }
+  const merges = [['t', '##h'], ['th', '##e</w>'], ['##e', '##r</w>'],
+    ['i', '##n'], ['in', '##g</w>'], ['##i', '##n'], ['##in', '##g</w>']];
+  for (const [a, b] of merges) vocab[a + b.slice(2)] = next++;
+  return {
+    version: '1.0', truncation: null, padding: null, added_tokens: [],
+    normalizer: {type: 'Sequence', normalizers: [
+      {type: 'NFD'},
+      {type: 'Replace', pattern: {Regex: '\\p{Mn}'}, content: ''}]},
+    pre_tokenizer: {type: 'Sequence', pretokenizers: [
+      {type: 'Split', pattern: {Regex: '\\s+'}, behavior: 'Removed',
+       invert: false},
+      {type: 'Split', pattern: {Regex: '\\p{P}'}, behavior: 'Isolated',
+       invert: false}]},
+    post_processor: null, decoder: null,
+    model: {type: 'BPE', dropout: null, unk_token: unk,
+            continuing_subword_prefix: '##', end_of_word_suffix: '</w>',
+            fuse_unk: fuseUnk, byte_fallback: false, vocab,
+            merges: merges.map(([a, b]) => `${a} ${b}`)},
+  };
+}
 
 // The default model's tokenizer.json shape (tools/train_default_model.py):
 // the 256 byte tokens at ids 0-255, no merges, <s>=256 and </s>=257.
@@ -207,6 +264,11 @@ const TEXTS = [
       'Sphinx of black quartz, judge my vow!',
   'Mixed CASE wOrDs, CamelCaseIdentifiers and snake_case_names; ' +
       'ALLCAPS123abc.',
+  'the thing: other singing in the rain, THE END',
+  'say hello there, sayhello, hello_world, (hello) hello',
+  '  <tool>  call <tool>x\t<tool>\n', 'a [SEP]   b [SEP]\n\nc[SEP]',
+  'world peace, World, worldwide, hello world',
+  'a zzqq b qqzz, xzzqq qqzzqq',
   ...SPECIAL_TEXTS,
 ];
 
@@ -372,6 +434,8 @@ async function main() {
                     {file: 'tokenizer.json.xz'}, source.description);
   }
 
+  VARIANTS.mistral_added_token_flags.patch = {
+    added_tokens: [...parsed.mistral.added_tokens, ...FLAGGED_TOKENS]};
   const real31 = JSON.parse(checkedTokenizerJson(deps, LLAMA3_1));
   VARIANTS.llama3_1.patch = {post_processor: real31.post_processor};
   const patched31 = {...parsed.llama3, ...VARIANTS.llama3_1.patch};
@@ -383,6 +447,19 @@ async function main() {
     await writeCase(name, deps, Tokenizer, json,
                     {base: `../${v.base}/tokenizer.json.xz`, patch: v.patch},
                     v.description);
+  }
+
+  for (const [name, unk, fuse] of [['tiny_bpe', '<unk>', true],
+                                   ['tiny_bpe_unfused', '<unk>', false],
+                                   ['tiny_bpe_no_unk', null, false]]) {
+    const json = tinyBpeJson(unk, fuse);
+    fs.mkdirSync(path.join(OUT, name), {recursive: true});
+    fs.writeFileSync(path.join(OUT, name, 'tokenizer.json'),
+                     JSON.stringify(json, null, 1) + '\n');
+    await writeCase(name, deps, Tokenizer, json, {file: 'tokenizer.json'},
+                    'A small synthetic BPE with continuing_subword_prefix, ' +
+                    `end_of_word_suffix, unk_token ${unk} (fuse_unk ` +
+                    `${fuse}), NFD with accents stripped, no decoder`);
   }
 
   const byteJson = byteTokenizerJson();
