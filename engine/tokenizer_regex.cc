@@ -30,6 +30,47 @@ size_t CharLength(unsigned char b) {
   return 1;
 }
 
+// Unicode White_Space, which is what \s matches in Oniguruma (Hugging
+// Face's regex engine). PCRE2's \s also matches U+180E MONGOLIAN VOWEL
+// SEPARATOR, white space before Unicode 6.3.
+// It ends in a property, so a '-' after it in a class stays a literal.
+constexpr std::string_view kWhiteSpace = "\\x09-\\x0D\\x85\\p{Z}";
+
+// Rewrites \s (in and out of character classes) and \S (outside them) as
+// the explicit White_Space set.
+std::string WithWhiteSpaceClass(std::string_view pattern) {
+  std::string out;
+  out.reserve(pattern.size() + 16);
+  bool in_class = false;
+  for (size_t i = 0; i < pattern.size(); ++i) {
+    const char c = pattern[i];
+    if (c == '\\' && i + 1 < pattern.size()) {
+      const char next = pattern[++i];
+      if (next == 's') {
+        out += in_class ? std::string(kWhiteSpace)
+                        : absl::StrCat("[", AbslView(kWhiteSpace), "]");
+      } else if (next == 'S' && !in_class) {
+        out += absl::StrCat("[^", AbslView(kWhiteSpace), "]");
+      } else {
+        out += c;
+        out += next;
+      }
+      continue;
+    }
+    if (c == '[' && !in_class) {
+      in_class = true;
+      out += c;
+      // A ']' (or '^]') right after the opening bracket is a literal.
+      if (i + 1 < pattern.size() && pattern[i + 1] == '^') out += pattern[++i];
+      if (i + 1 < pattern.size() && pattern[i + 1] == ']') out += pattern[++i];
+      continue;
+    }
+    if (c == ']' && in_class) in_class = false;
+    out += c;
+  }
+  return out;
+}
+
 }  // namespace
 
 struct TokenizerRegex::Code {
@@ -44,9 +85,11 @@ absl::StatusOr<TokenizerRegex> TokenizerRegex::Compile(std::string_view pattern,
   PCRE2_SIZE offset = 0;
   const uint32_t options =
       literal ? PCRE2_UTF | PCRE2_LITERAL : PCRE2_UTF | PCRE2_UCP;
+  const std::string source =
+      literal ? std::string(pattern) : WithWhiteSpaceClass(pattern);
   pcre2_code* code =
-      pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pattern.data()),
-                    pattern.size(), options, &error, &offset, nullptr);
+      pcre2_compile(reinterpret_cast<PCRE2_SPTR>(source.data()), source.size(),
+                    options, &error, &offset, nullptr);
   if (code == nullptr) {
     return absl::InvalidArgumentError(absl::StrCat(
         "tokenizer.json: ", AbslView(path), ": bad regex at offset ", offset,

@@ -3,6 +3,13 @@
 // Unicode properties (\p{L}, \p{N}, \s as Unicode white space, lookahead,
 // inline (?i:...) groups).
 //
+// Hugging Face compiles these patterns with Oniguruma, whose \s is Unicode
+// White_Space; PCRE2's also matches U+180E, so Compile spells \s out as
+// that set. One difference remains: character properties follow PCRE2's Unicode
+// tables (Unicode 14 in Debian 12's PCRE2 10.42), so letters and digits first
+// assigned in Unicode 15 or later count as neither here, while a Hugging Face
+// build with newer tables counts them as \p{L} or \p{N}.
+//
 // Thread-safe: a compiled pattern is immutable and each search uses its own
 // match state, so one TokenizerRegex may be shared by any number of threads.
 #ifndef TANDEM_ENGINE_TOKENIZER_REGEX_H_

@@ -258,6 +258,8 @@ const TEXTS = [
   'https://example.com/path?query=1&b=2#frag user@example.org',
   'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa!!!!!!......??',
   'a\u00a0b\u2003c\u3000d\u2028e\u200bf\ufeffg',
+  // U+180E is not white space to Hugging Face (PCRE2 says it is).
+  "x\u180e1 \u180e\u180e's\u180e. a \u180e b\u0085c\u1680d",
   "it'\u017f IT'S \u212a",
   'control\u0000chars\u0007and\u001fdel\u007f',
   'The quick brown fox jumps over the lazy dog. '.repeat(4) +
