@@ -157,6 +157,18 @@ double SecondsSince(absl::Time start) {
 
 }  // namespace
 
+absl::Status ValidateGenerationRequest(const ModelConfig& config,
+                                       const Tokenizer& tokenizer,
+                                       const GenerationRequest& request) {
+  TANDEM_RETURN_IF_ERROR(ValidateSamplingParams(request.sampling));
+  TANDEM_ASSIGN_OR_RETURN(std::vector<int32_t> prompt,
+                          PromptIds(config, tokenizer, request));
+  TANDEM_RETURN_IF_ERROR(CheckContext(prompt.size(), request.max_tokens,
+                                      config.max_position_embeddings));
+  return StopChecker::Create(MakeStopCriteria(config, tokenizer, request))
+      .status();
+}
+
 absl::StatusOr<GenerationResult> Generate(Model& model,
                                           const Tokenizer& tokenizer,
                                           const GenerationRequest& request,

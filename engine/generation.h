@@ -73,6 +73,13 @@ struct GenerationResult {
 using GenerationCallback =
     absl::FunctionRef<absl::Status(const GeneratedToken&)>;
 
+// Checks `request` against the model and tokenizer without running
+// anything. Returns the InvalidArgument errors Generate returns for a bad
+// request (see below), or OK.
+absl::Status ValidateGenerationRequest(const ModelConfig& config,
+                                       const Tokenizer& tokenizer,
+                                       const GenerationRequest& request);
+
 // Generates a continuation of request.prompt_ids with `model`, decoding
 // text with `tokenizer` (ids the tokenizer does not know, such as padding
 // rows of a larger model vocabulary, add no text). EOS ids are the model

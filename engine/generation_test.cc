@@ -240,5 +240,23 @@ TEST_F(GenerationTest, RejectsEmptyStopString) {
   EXPECT_THAT(result.status().message(), HasSubstr("stop[0]"));
 }
 
+TEST_F(GenerationTest, ValidateGenerationRequestChecksWithoutRunning) {
+  const ModelConfig& config = model_->config();
+  EXPECT_TRUE(ValidateGenerationRequest(config, *tokenizer_, Greedy(59)).ok());
+  GenerationRequest request = Greedy(60);
+  absl::Status status = ValidateGenerationRequest(config, *tokenizer_, request);
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(status.message(), HasSubstr("max_tokens=60"));
+  request = Greedy(4);
+  request.sampling.temperature = -1.0f;
+  status = ValidateGenerationRequest(config, *tokenizer_, request);
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(status.message(), HasSubstr("temperature"));
+  request = Greedy(4);
+  request.stop = {"ok", ""};
+  status = ValidateGenerationRequest(config, *tokenizer_, request);
+  EXPECT_THAT(status.message(), HasSubstr("stop[1]"));
+}
+
 }  // namespace
 }  // namespace tandem

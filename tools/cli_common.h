@@ -1,0 +1,58 @@
+// What the `tandem` subcommands share: exit codes, error reporting, the
+// --model and --threads flags and loading a model directory.
+//
+// Exit codes: 0 success; 1 a runtime error (a missing or malformed file, a
+// failed model or tokenizer load, unreadable input, a failed write); 2 a
+// usage error (unknown subcommand or flag, a malformed or out-of-range flag
+// value, a missing argument, a request that does not fit the model).
+#ifndef TANDEM_TOOLS_CLI_COMMON_H_
+#define TANDEM_TOOLS_CLI_COMMON_H_
+
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "absl/flags/declare.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "engine/model.h"
+#include "engine/tokenizer.h"
+
+ABSL_DECLARE_FLAG(std::string, model);
+ABSL_DECLARE_FLAG(int, threads);
+
+namespace tandem {
+
+inline constexpr int kExitRuntimeError = 1;
+inline constexpr int kExitUsageError = 2;
+
+// The file that defines --model and --threads, for FlagScope.
+inline constexpr std::string_view kModelFlagsFile = "cli_common.cc";
+
+// Prints "tandem <command>: <message>" as one line on stderr (newlines in
+// the message become spaces) and returns `exit_code`.
+int ReportError(std::string_view command, const absl::Status& status,
+                int exit_code);
+
+// Writes `text` to stdout and flushes it. Unavailable with the system's
+// reason if the write fails (e.g. a closed pipe).
+absl::Status WriteStdout(std::string_view text);
+
+// Reads all of `path` ("-" for stdin). NotFound if the file does not
+// exist; Unavailable with the system's reason for another read failure.
+absl::StatusOr<std::string> ReadInput(const std::string& path);
+
+struct LoadedModel {
+  std::unique_ptr<Model> model;
+  std::unique_ptr<Tokenizer> tokenizer;
+};
+
+// Loads the model directory `dir` and its tokenizer with `threads` engine
+// threads (0: the default). NotFound naming `dir` if it does not exist or
+// lacks a file the model needs; other errors as Model::Load and
+// LoadTokenizer.
+absl::StatusOr<LoadedModel> LoadModelDir(const std::string& dir, int threads);
+
+}  // namespace tandem
+
+#endif  // TANDEM_TOOLS_CLI_COMMON_H_
