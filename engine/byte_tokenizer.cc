@@ -4,7 +4,6 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_format.h"
 #include "engine/status_macros.h"
 #include "engine/utf8.h"
 
@@ -58,10 +57,17 @@ bool ByteTokenizer::IsSpecialToken(int32_t id) const {
 
 std::optional<int32_t> ByteTokenizer::TokenToId(std::string_view token) const {
   if (auto id = added_.IdOf(token)) return id;
-  for (int b = 0; b < 256; ++b) {
-    if (token == absl::StrFormat("<0x%02X>", b)) return b;
+  // "<0xNN>", upper-case hex, as in the vocabulary.
+  if (token.size() != 6 || token.substr(0, 3) != "<0x" || token[5] != '>') {
+    return std::nullopt;
   }
-  return std::nullopt;
+  int value = 0;
+  for (char c : token.substr(3, 2)) {
+    const bool digit = c >= '0' && c <= '9';
+    if (!digit && !(c >= 'A' && c <= 'F')) return std::nullopt;
+    value = value * 16 + (digit ? c - '0' : c - 'A' + 10);
+  }
+  return value;
 }
 
 absl::StatusOr<std::vector<int32_t>> ByteTokenizer::EncodeValid(

@@ -97,6 +97,8 @@ TEST(ByteTokenizerTest, ReportsVocabularyAndSpecialIds) {
   EXPECT_FALSE(tokenizer->IsSpecialToken('a'));
   EXPECT_EQ(tokenizer->TokenToId("</s>"), 257);
   EXPECT_EQ(tokenizer->TokenToId("<0x0A>"), 10);
+  EXPECT_EQ(tokenizer->TokenToId("<0xFF>"), 255);
+  EXPECT_EQ(tokenizer->TokenToId("<0x0a>"), std::nullopt);
   EXPECT_EQ(tokenizer->TokenToId("a"), std::nullopt);
 }
 

@@ -3,9 +3,13 @@
 
 #include <unistd.h>
 
+#include <algorithm>
+#include <atomic>
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "engine/tokenizer.h"
 #include "gmock/gmock.h"
@@ -207,6 +211,30 @@ TEST(TokenizerJsonTest, EncodeAndDecodeRejectBadInput) {
             absl::StatusCode::kInvalidArgument);
   EXPECT_EQ((*tokenizer)->TokenBytes(-3, false).status().code(),
             absl::StatusCode::kInvalidArgument);
+}
+
+TEST(TokenizerJsonTest, EncodesFromManyThreadsAtOnce) {
+  auto tokenizer = LoadTokenizerFromParsedJson(ValidJson());
+  ASSERT_TRUE(tokenizer.ok());
+  const Tokenizer& shared = **tokenizer;
+  const std::vector<int32_t> expected = {1, 6, 5, 0, 4, 2};
+  std::vector<std::thread> threads;
+  std::atomic<int> mismatches{0};
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&shared, &expected, &mismatches, t] {
+      for (int i = 0; i < 200; ++i) {
+        // Distinct words per thread fill the word cache concurrently.
+        auto ids = shared.Encode("abc ab xyz ca " + std::string(i % 7, 'a') +
+                                 std::string(t, 'b'));
+        if (!ids.ok() ||
+            !std::equal(expected.begin(), expected.end(), ids->begin())) {
+          ++mismatches;
+        }
+      }
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+  EXPECT_EQ(mismatches.load(), 0);
 }
 
 class TokenizerDirTest : public ::testing::Test {
