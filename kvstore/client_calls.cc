@@ -1,0 +1,163 @@
+#include "kvstore/client_calls.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "kvstore/kvstore_proto.h"
+
+namespace tandem::kvstore_internal {
+
+absl::Status FromNode(absl::string_view address, const grpc::Status& status) {
+  if (status.ok()) return absl::OkStatus();
+  const auto code = static_cast<absl::StatusCode>(status.error_code());
+  if (code == absl::StatusCode::kUnavailable) {
+    return absl::UnavailableError(absl::StrCat(
+        "kvstore node ", address, " is unavailable: ", status.error_message()));
+  }
+  return absl::Status(code, absl::StrCat("kvstore node ", address, ": ",
+                                         status.error_message()));
+}
+
+// --- CallLimiter ---
+
+void CallLimiter::Acquire() {
+  absl::MutexLock lock(&mu_);
+  mu_.Await(absl::Condition(this, &CallLimiter::HasRoom));
+  ++running_;
+}
+
+void CallLimiter::Release() {
+  absl::MutexLock lock(&mu_);
+  --running_;
+}
+
+void CallLimiter::WaitForAll() {
+  absl::MutexLock lock(&mu_);
+  mu_.Await(absl::Condition(this, &CallLimiter::AllDone));
+}
+
+// --- PutCall ---
+
+PutCall::PutCall(const CallTarget& target, absl::string_view block,
+                 const BlockInfo& info, size_t chunk_bytes,
+                 absl::Status* result)
+    : target_(target),
+      block_(block),
+      chunk_bytes_(chunk_bytes),
+      result_(result) {
+  context_.set_deadline(absl::ToChronoTime(target.deadline));
+  target.stub->async()->Put(&context_, &response_, this);
+  ToProto(info, request_.mutable_info());
+  WriteNextChunk();
+  StartCall();
+}
+
+void PutCall::WriteNextChunk() {
+  const size_t size = std::min(chunk_bytes_, block_.size() - offset_);
+  request_.set_data(block_.data() + offset_, size);
+  offset_ += size;
+  if (offset_ == block_.size()) {
+    StartWriteLast(&request_, grpc::WriteOptions());
+  } else {
+    StartWrite(&request_);
+  }
+}
+
+void PutCall::OnWriteDone(bool ok) {
+  // A failed write means the node has already answered (a duplicate or a
+  // refusal) or the call broke; OnDone brings the status either way.
+  if (!ok || offset_ == block_.size()) return;
+  request_.Clear();
+  WriteNextChunk();
+}
+
+void PutCall::OnDone(const grpc::Status& status) {
+  *result_ = FromNode(*target_.address, status);
+  target_.limiter->Release();
+}
+
+// --- GetCall ---
+
+GetCall::GetCall(const CallTarget& target, const BlockKey& key,
+                 uint64_t max_block_bytes, absl::StatusOr<std::string>* result)
+    : target_(target),
+      key_(key),
+      max_block_bytes_(max_block_bytes),
+      result_(result) {
+  context_.set_deadline(absl::ToChronoTime(target.deadline));
+  ToProto(key, request_.mutable_key());
+  target.stub->async()->Get(&context_, &request_, this);
+  StartRead(&response_);
+  StartCall();
+}
+
+void GetCall::OnReadDone(bool ok) {
+  if (!ok) return;  // the stream has ended; OnDone follows
+  protocol_error_ = Absorb();
+  if (!protocol_error_.ok()) {
+    context_.TryCancel();
+    return;
+  }
+  StartRead(&response_);
+}
+
+absl::Status GetCall::Absorb() {
+  if (!have_info_) {
+    if (!response_.has_info()) {
+      return absl::FailedPreconditionError("first GetResponse carries no info");
+    }
+    info_ = FromProto(response_.info());
+    have_info_ = true;
+    if (info_.key != key_) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "sent block ", info_.key.ToHex(), " for key ", key_.ToHex()));
+    }
+    if (info_.total_bytes > max_block_bytes_) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("sent a block of ", info_.total_bytes,
+                       " bytes, above max_block_bytes ", max_block_bytes_));
+    }
+    if (response_.data().size() == info_.total_bytes) {
+      bytes_ = std::move(*response_.mutable_data());  // the whole block
+      return absl::OkStatus();
+    }
+    bytes_.reserve(info_.total_bytes);
+  } else if (response_.has_info()) {
+    return absl::FailedPreconditionError(
+        "GetResponse after the first carries info");
+  }
+  if (response_.data().size() > info_.total_bytes - bytes_.size()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "sent more than the block's total_bytes ", info_.total_bytes));
+  }
+  bytes_.append(response_.data());
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::string> GetCall::Result(const grpc::Status& status) {
+  if (!protocol_error_.ok()) {
+    return absl::Status(protocol_error_.code(),
+                        absl::StrCat("kvstore node ", *target_.address, " ",
+                                     protocol_error_.message()));
+  }
+  if (!status.ok()) return FromNode(*target_.address, status);
+  if (!have_info_ || bytes_.size() != info_.total_bytes) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "kvstore node ", *target_.address, " ended block ", key_.ToHex(),
+        " after ", bytes_.size(), " of ", info_.total_bytes, " bytes"));
+  }
+  if (BlockChecksum(bytes_) != info_.checksum) {
+    return absl::DataLossError(
+        absl::StrCat("block ", key_.ToHex(), " from kvstore node ",
+                     *target_.address, " does not match its checksum"));
+  }
+  return std::move(bytes_);
+}
+
+void GetCall::OnDone(const grpc::Status& status) {
+  *result_ = Result(status);
+  target_.limiter->Release();
+}
+
+}  // namespace tandem::kvstore_internal

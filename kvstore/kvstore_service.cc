@@ -1,0 +1,234 @@
+#include "kvstore/kvstore_service.h"
+
+#include <algorithm>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "glog/logging.h"
+#include "kvstore/kvstore_proto.h"
+
+namespace tandem {
+namespace {
+
+// The service edge: absl and gRPC share their status code numbering.
+grpc::Status ToGrpcStatus(const absl::Status& status) {
+  if (status.ok()) return grpc::Status::OK;
+  return grpc::Status(static_cast<grpc::StatusCode>(status.code()),
+                      std::string(status.message()));
+}
+
+std::vector<BlockKey> KeysOf(
+    const google::protobuf::RepeatedPtrField<v1::BlockKey>& keys) {
+  std::vector<BlockKey> out;
+  out.reserve(keys.size());
+  for (const v1::BlockKey& key : keys) out.push_back(FromProto(key));
+  return out;
+}
+
+absl::Status CheckKeyCount(int count) {
+  if (count > kMaxKeysPerCall) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "request has ", count, " keys, more than ", kMaxKeysPerCall));
+  }
+  return absl::OkStatus();
+}
+
+// Receives one block: the first message's info starts a BlockWriter, data
+// goes into it, and the end of the stream commits it. Dropping the writer
+// on any failure or cancellation abandons the write.
+class PutReactor final : public grpc::ServerReadReactor<v1::PutRequest> {
+ public:
+  PutReactor(BlockStore* store, grpc::CallbackServerContext* context,
+             v1::PutResponse* response)
+      : store_(store), context_(context), response_(response) {
+    StartRead(&request_);
+  }
+
+  void OnReadDone(bool ok) override {
+    if (!ok) {
+      Finish(ToGrpcStatus(Complete()));
+      return;
+    }
+    absl::Status status = Absorb();
+    if (!status.ok()) {
+      writer_.reset();
+      VLOG(1) << "put rejected status=" << status;
+      Finish(ToGrpcStatus(status));
+      return;
+    }
+    if (response_->already_present()) {
+      Finish(grpc::Status::OK);
+      return;
+    }
+    StartRead(&request_);
+  }
+
+  void OnDone() override { delete this; }
+
+ private:
+  // Takes in one message of the stream.
+  absl::Status Absorb() {
+    if (writer_ == nullptr) {
+      if (!request_.has_info() || !request_.info().has_key()) {
+        return absl::InvalidArgumentError(
+            "first PutRequest of a stream carries no info with a key");
+      }
+      absl::StatusOr<std::unique_ptr<BlockWriter>> writer =
+          store_->BeginPut(FromProto(request_.info()));
+      if (writer.status().code() == absl::StatusCode::kAlreadyExists) {
+        response_->set_already_present(true);
+        return absl::OkStatus();
+      }
+      if (!writer.ok()) return writer.status();
+      writer_ = std::move(*writer);
+    } else if (request_.has_info()) {
+      return absl::InvalidArgumentError(
+          "PutRequest after the first carries info");
+    }
+    return writer_->Append(request_.data());
+  }
+
+  // The client has stopped sending: commit, unless it cancelled.
+  absl::Status Complete() {
+    std::unique_ptr<BlockWriter> writer = std::move(writer_);
+    if (context_->IsCancelled()) {
+      return absl::CancelledError("put cancelled by the client");
+    }
+    if (writer == nullptr) {
+      return absl::InvalidArgumentError("put stream carried no messages");
+    }
+    absl::Status status = writer->Commit();
+    VLOG(2) << "put key=" << writer->info().key
+            << " bytes=" << writer->info().total_bytes
+            << (status.ok() ? "" : " status=") << status.message();
+    return status;
+  }
+
+  BlockStore* const store_;
+  grpc::CallbackServerContext* const context_;
+  v1::PutResponse* const response_;
+  v1::PutRequest request_;
+  std::unique_ptr<BlockWriter> writer_;
+};
+
+// Streams one pinned block in chunks; the pin goes when the call is done.
+class GetReactor final : public grpc::ServerWriteReactor<v1::GetResponse> {
+ public:
+  GetReactor(BlockStore* store, size_t chunk_bytes,
+             const v1::GetRequest& request)
+      : chunk_bytes_(chunk_bytes) {
+    absl::StatusOr<PinnedBlock> block =
+        request.has_key()
+            ? store->Get(FromProto(request.key()))
+            : absl::InvalidArgumentError("GetRequest carries no key");
+    if (!block.ok()) {
+      VLOG(2) << "get miss status=" << block.status();
+      Finish(ToGrpcStatus(block.status()));
+      return;
+    }
+    block_.emplace(std::move(*block));
+    ToProto(block_->info(), response_.mutable_info());
+    WriteNextChunk();
+  }
+
+  void OnWriteDone(bool ok) override {
+    if (!ok) {
+      Finish(grpc::Status(grpc::StatusCode::CANCELLED, "get stream broken"));
+      return;
+    }
+    response_.Clear();
+    WriteNextChunk();
+  }
+
+  void OnDone() override { delete this; }
+
+ private:
+  void WriteNextChunk() {
+    const absl::string_view bytes = block_->bytes();
+    const size_t size = std::min(chunk_bytes_, bytes.size() - offset_);
+    response_.set_data(bytes.data() + offset_, size);
+    offset_ += size;
+    if (offset_ == bytes.size()) {
+      VLOG(2) << "get key=" << block_->info().key << " bytes=" << bytes.size();
+      StartWriteAndFinish(&response_, grpc::WriteOptions(), grpc::Status::OK);
+    } else {
+      StartWrite(&response_);
+    }
+  }
+
+  const size_t chunk_bytes_;
+  std::optional<PinnedBlock> block_;
+  size_t offset_ = 0;
+  v1::GetResponse response_;
+};
+
+absl::Status AnswerExists(const BlockStore& store,
+                          const v1::ExistsRequest& request,
+                          v1::ExistsResponse* response) {
+  const absl::Status count = CheckKeyCount(request.keys_size());
+  if (!count.ok()) return count;
+  const std::vector<bool> present = store.Contains(KeysOf(request.keys()));
+  const auto first_missing = std::find(present.begin(), present.end(), false);
+  response->set_prefix_length(
+      static_cast<uint32_t>(first_missing - present.begin()));
+  response->set_present(EncodePresenceBitmap(present));
+  return absl::OkStatus();
+}
+
+absl::Status AnswerRemove(BlockStore& store, const v1::RemoveRequest& request,
+                          v1::RemoveResponse* response) {
+  const absl::Status count = CheckKeyCount(request.keys_size());
+  if (!count.ok()) return count;
+  response->set_removed(
+      static_cast<uint32_t>(store.Remove(KeysOf(request.keys()))));
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+KvStoreService::KvStoreService(BlockStore* store, size_t chunk_bytes)
+    : store_(store), chunk_bytes_(chunk_bytes) {
+  CHECK_GT(chunk_bytes, 0u);
+}
+
+grpc::ServerReadReactor<v1::PutRequest>* KvStoreService::Put(
+    grpc::CallbackServerContext* context, v1::PutResponse* response) {
+  return new PutReactor(store_, context, response);
+}
+
+grpc::ServerWriteReactor<v1::GetResponse>* KvStoreService::Get(
+    grpc::CallbackServerContext* context, const v1::GetRequest* request) {
+  return new GetReactor(store_, chunk_bytes_, *request);
+}
+
+grpc::ServerUnaryReactor* KvStoreService::Exists(
+    grpc::CallbackServerContext* context, const v1::ExistsRequest* request,
+    v1::ExistsResponse* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  reactor->Finish(ToGrpcStatus(AnswerExists(*store_, *request, response)));
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* KvStoreService::Remove(
+    grpc::CallbackServerContext* context, const v1::RemoveRequest* request,
+    v1::RemoveResponse* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  reactor->Finish(ToGrpcStatus(AnswerRemove(*store_, *request, response)));
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* KvStoreService::Stats(
+    grpc::CallbackServerContext* context, const v1::StatsRequest* request,
+    v1::StatsResponse* response) {
+  ToProto(store_->Stats(), response);
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  reactor->Finish(grpc::Status::OK);
+  return reactor;
+}
+
+}  // namespace tandem

@@ -1,0 +1,52 @@
+// The tandem.v1.KvStore gRPC service over one BlockStore, on the callback
+// API: one reactor per streaming call. This is the only place where the
+// store's absl::Status becomes a grpc::Status; proto/kvstore.proto lists
+// the codes each rpc returns.
+//
+// Thread-safety: gRPC calls the service from many threads at once; the
+// service keeps no state of its own besides the store, which is
+// thread-safe.
+#ifndef TANDEM_KVSTORE_KVSTORE_SERVICE_H_
+#define TANDEM_KVSTORE_KVSTORE_SERVICE_H_
+
+#include <cstddef>
+
+#include "grpcpp/grpcpp.h"
+#include "kvstore/block_store.h"
+#include "proto/kvstore.grpc.pb.h"
+
+namespace tandem {
+
+// Most keys one Exists or Remove call may carry.
+inline constexpr int kMaxKeysPerCall = 65536;
+
+class KvStoreService final : public v1::KvStore::CallbackService {
+ public:
+  // Serves `store`, streaming Get replies in messages of `chunk_bytes` bytes
+  // of block data. Does not take ownership. REQUIRES: `store` outlives the
+  // service and every call it serves; chunk_bytes > 0.
+  KvStoreService(BlockStore* store, size_t chunk_bytes);
+
+  grpc::ServerReadReactor<v1::PutRequest>* Put(
+      grpc::CallbackServerContext* context, v1::PutResponse* response) override;
+  grpc::ServerWriteReactor<v1::GetResponse>* Get(
+      grpc::CallbackServerContext* context,
+      const v1::GetRequest* request) override;
+  grpc::ServerUnaryReactor* Exists(grpc::CallbackServerContext* context,
+                                   const v1::ExistsRequest* request,
+                                   v1::ExistsResponse* response) override;
+  grpc::ServerUnaryReactor* Remove(grpc::CallbackServerContext* context,
+                                   const v1::RemoveRequest* request,
+                                   v1::RemoveResponse* response) override;
+  grpc::ServerUnaryReactor* Stats(grpc::CallbackServerContext* context,
+                                  const v1::StatsRequest* request,
+                                  v1::StatsResponse* response) override;
+
+ private:
+  BlockStore* const store_;
+  const size_t chunk_bytes_;
+};
+
+}  // namespace tandem
+
+#endif  // TANDEM_KVSTORE_KVSTORE_SERVICE_H_

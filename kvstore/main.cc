@@ -1,0 +1,54 @@
+// kvstore: one node of Tandem's KV store. Flags configure it; RunKvStore
+// serves until SIGINT or SIGTERM.
+#include <cstdlib>
+#include <string>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/flags/usage_config.h"
+#include "absl/strings/match.h"
+#include "glog/logging.h"
+#include "kvstore/byte_size.h"
+#include "kvstore/kvstore_server.h"
+
+ABSL_FLAG(std::string, listen, "127.0.0.1:50061",
+          "host:port to serve on; port 0 picks a free port");
+ABSL_FLAG(tandem::ByteSize, memory_budget, tandem::ByteSize{uint64_t{1} << 30},
+          "bytes of blocks to keep in memory, e.g. 512MiB or 2GiB; least "
+          "recently used blocks are evicted beyond it");
+ABSL_FLAG(tandem::ByteSize, max_block_bytes,
+          tandem::ByteSize{uint64_t{64} << 20},
+          "largest block a Put may store");
+ABSL_FLAG(std::string, address_file, "",
+          "if set, the bound host:port is written to this file once serving");
+ABSL_FLAG(int, verbosity, 0,
+          "verbose log level: 1 logs refused requests, 2 every block");
+
+int main(int argc, char** argv) {
+  absl::SetProgramUsageMessage(
+      "Serves one node of Tandem's KV store (tandem.v1.KvStore).");
+  // --help lists the flags defined in this file.
+  absl::FlagsUsageConfig usage;
+  usage.contains_help_flags = [](absl::string_view file) {
+    return absl::EndsWith(file, "kvstore/main.cc");
+  };
+  usage.contains_helpshort_flags = usage.contains_help_flags;
+  absl::SetFlagsUsageConfig(usage);
+  absl::ParseCommandLine(argc, argv);
+  FLAGS_logtostderr = true;
+  FLAGS_v = absl::GetFlag(FLAGS_verbosity);
+  google::InitGoogleLogging(argv[0]);
+
+  tandem::KvStoreServerOptions options;
+  options.listen = absl::GetFlag(FLAGS_listen);
+  options.memory_budget_bytes = absl::GetFlag(FLAGS_memory_budget).bytes;
+  options.max_block_bytes = absl::GetFlag(FLAGS_max_block_bytes).bytes;
+  options.address_file = absl::GetFlag(FLAGS_address_file);
+  const absl::Status status = tandem::RunKvStore(options);
+  if (!status.ok()) {
+    LOG(ERROR) << "kvstore failed status=" << status;
+    return EXIT_FAILURE;
+  }
+  return EXIT_SUCCESS;
+}
