@@ -73,6 +73,14 @@ absl::StatusOr<std::string> ReadInput(const std::string& path) {
   return text;
 }
 
+absl::Status CheckThreadsFlag(int threads) {
+  if (threads < 0 || threads > kMaxThreads) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--threads must be in [0, ", kMaxThreads, "], got ", threads));
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<LoadedModel> LoadModelDir(const std::string& dir, int threads) {
   std::error_code ec;
   if (!std::filesystem::is_directory(dir, ec)) {
@@ -82,10 +90,7 @@ absl::StatusOr<LoadedModel> LoadModelDir(const std::string& dir, int threads) {
             ? " (run from the repository root, or pass --model DIR)"
             : ""));
   }
-  if (threads < 0) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("--threads must be >= 0, got ", threads));
-  }
+  TANDEM_RETURN_IF_ERROR(CheckThreadsFlag(threads));
   LoadedModel loaded;
   TANDEM_ASSIGN_OR_RETURN(loaded.model,
                           Model::Load(dir, ModelOptions{.threads = threads}));

@@ -42,6 +42,12 @@ absl::Status WriteStdout(std::string_view text);
 // exist; Unavailable with the system's reason for another read failure.
 absl::StatusOr<std::string> ReadInput(const std::string& path);
 
+// The most engine threads --threads accepts.
+inline constexpr int kMaxThreads = 1024;
+
+// InvalidArgument naming --threads unless `threads` is in [0, kMaxThreads].
+absl::Status CheckThreadsFlag(int threads);
+
 struct LoadedModel {
   std::unique_ptr<Model> model;
   std::unique_ptr<Tokenizer> tokenizer;
@@ -49,8 +55,8 @@ struct LoadedModel {
 
 // Loads the model directory `dir` and its tokenizer with `threads` engine
 // threads (0: the default). NotFound naming `dir` if it does not exist or
-// lacks a file the model needs; other errors as Model::Load and
-// LoadTokenizer.
+// lacks a file the model needs; InvalidArgument as CheckThreadsFlag; other
+// errors as Model::Load and LoadTokenizer.
 absl::StatusOr<LoadedModel> LoadModelDir(const std::string& dir, int threads);
 
 }  // namespace tandem

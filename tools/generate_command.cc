@@ -172,9 +172,7 @@ absl::StatusOr<GenerationRequest> RequestFromFlags(const ParsedArgs& args) {
     return absl::InvalidArgumentError(absl::StrCat(
         "--max-tokens must be at least 1, got ", request.max_tokens));
   }
-  if (absl::GetFlag(FLAGS_threads) < 0) {
-    return absl::InvalidArgumentError("--threads must be >= 0");
-  }
+  TANDEM_RETURN_IF_ERROR(CheckThreadsFlag(absl::GetFlag(FLAGS_threads)));
   TANDEM_ASSIGN_OR_RETURN(request.stop, StopStrings(args));
   TANDEM_ASSIGN_OR_RETURN(request.stop_token_ids, StopTokenIds());
   request.ignore_eos = absl::GetFlag(FLAGS_ignore_eos);

@@ -65,10 +65,9 @@ class ProgressLine {
 };
 
 int Score(const std::string& path) {
-  if (absl::GetFlag(FLAGS_threads) < 0) {
-    return ReportError(kCommand,
-                       absl::InvalidArgumentError("--threads must be >= 0"),
-                       kExitUsageError);
+  if (absl::Status threads = CheckThreadsFlag(absl::GetFlag(FLAGS_threads));
+      !threads.ok()) {
+    return ReportError(kCommand, threads, kExitUsageError);
   }
   absl::StatusOr<std::string> text = ReadInput(path);
   if (!text.ok())
