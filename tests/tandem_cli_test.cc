@@ -117,6 +117,13 @@ class TandemCliTest : public ::testing::Test {
     return args;
   }
 
+  static std::vector<std::string> Score(std::vector<std::string> extra) {
+    std::vector<std::string> args = {"score", "--model", ModelDir().string(),
+                                     "--threads", "1"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    return args;
+  }
+
   static fs::path* dir_;
 };
 
@@ -291,8 +298,7 @@ TEST_F(TandemCliTest, GenerateHelpListsEveryFlag) {
 TEST_F(TandemCliTest, ScorePrintsBitsPerByte) {
   const fs::path file = *dir_ / "text.txt";
   WriteFile(file, "The quick brown fox jumps over the lazy dog.\n");
-  Outcome run =
-      Tandem({"score", file.string(), "--model", ModelDir().string()});
+  Outcome run = Tandem(Score({file.string()}));
   ASSERT_EQ(run.exit_code, 0) << run.err;
   EXPECT_THAT(run.out, MatchesRegex("bits_per_byte=[0-9]+\\.[0-9]{6} "
                                     "documents=1 bytes=45 eos_tokens=1 "
@@ -306,23 +312,21 @@ TEST_F(TandemCliTest, ScorePrintsBitsPerByte) {
 TEST_F(TandemCliTest, ScoreSplitsFortunesIntoDocuments) {
   const fs::path file = *dir_ / "fortunes";
   WriteFile(file, "one\n%\n\ntwo\n\n%\n  \n%\n");
-  Outcome run = Tandem(
-      {"score", "--fortunes", file.string(), "--model", ModelDir().string()});
+  Outcome run = Tandem(Score({"--fortunes", file.string()}));
   ASSERT_EQ(run.exit_code, 0) << run.err;
   EXPECT_THAT(run.out, HasSubstr("documents=2 bytes=6 eos_tokens=2 "
                                  "predicted_tokens=8"));
 }
 
 TEST_F(TandemCliTest, ScoreOfAMissingFileIsARuntimeError) {
-  Outcome run = Tandem({"score", (*dir_ / "absent.txt").string(), "--model",
-                        ModelDir().string()});
+  Outcome run = Tandem(Score({(*dir_ / "absent.txt").string()}));
   EXPECT_EQ(run.exit_code, 1);
   EXPECT_THAT(run.err, HasSubstr("absent.txt"));
   ExpectOneLine(run.err);
 }
 
 TEST_F(TandemCliTest, ScoreWithoutAFileIsAUsageError) {
-  Outcome run = Tandem({"score", "--model", ModelDir().string()});
+  Outcome run = Tandem(Score({}));
   EXPECT_EQ(run.exit_code, 2);
   EXPECT_THAT(run.err, HasSubstr("missing FILE"));
   ExpectOneLine(run.err);
