@@ -38,6 +38,7 @@
 
 namespace tandem {
 
+// One entry of "added_tokens"; the fields mean what they mean there.
 struct AddedToken {
   int32_t id = 0;
   std::string content;
