@@ -18,7 +18,7 @@ struct BlockStoreEntry {
   int pins = 0;
   // Removed from the index while pinned; freed by its last unpin.
   bool removed = false;
-  // Position in the store's LRU list; valid while visible and unpinned.
+  // Position in the store's recency list; valid while visible.
   std::list<BlockStoreEntry*>::iterator lru_pos;
 
   absl::string_view bytes() const {
@@ -149,7 +149,9 @@ absl::StatusOr<std::unique_ptr<BlockWriter>> BlockStore::BeginPut(
 }
 
 absl::Status BlockStore::Reserve(uint64_t bytes) {
-  const uint64_t held = stats_.bytes_used - lru_bytes_;
+  // Pinned blocks and writes in progress cannot make room.
+  const uint64_t held =
+      stats_.bytes_used - (stats_.bytes_stored - pinned_stored_bytes_);
   if (held + bytes > options_.memory_budget_bytes) {
     return absl::ResourceExhaustedError(
         absl::StrCat("no room for a block of ", bytes, " bytes: ", held,
@@ -164,10 +166,12 @@ absl::Status BlockStore::Reserve(uint64_t bytes) {
 }
 
 void BlockStore::EvictOldest() {
-  Entry* entry = lru_.front();
-  lru_.pop_front();
+  // Pinned blocks sit near the back, since a Get moves its block there.
+  auto it = lru_.begin();
+  while ((*it)->pins > 0) ++it;
+  Entry* entry = *it;
+  lru_.erase(it);
   const uint64_t size = entry->info.total_bytes;
-  lru_bytes_ -= size;
   stats_.bytes_used -= size;
   stats_.bytes_stored -= size;
   --stats_.blocks_stored;
@@ -189,7 +193,6 @@ void BlockStore::Publish(std::unique_ptr<Entry> entry) {
   it->second = std::move(entry);
   Entry* stored = it->second.get();
   stored->lru_pos = lru_.insert(lru_.end(), stored);
-  lru_bytes_ += size;
   stats_.bytes_stored += size;
   ++stats_.blocks_stored;
   ++stats_.puts;
@@ -212,10 +215,8 @@ absl::StatusOr<PinnedBlock> BlockStore::Get(const BlockKey& key) {
   }
   ++stats_.hits;
   Entry* entry = it->second.get();
-  if (entry->pins++ == 0) {
-    lru_.erase(entry->lru_pos);
-    lru_bytes_ -= entry->info.total_bytes;
-  }
+  if (entry->pins++ == 0) pinned_stored_bytes_ += entry->info.total_bytes;
+  lru_.splice(lru_.end(), lru_, entry->lru_pos);  // now the most recent
   return PinnedBlock(this, entry);
 }
 
@@ -228,8 +229,7 @@ void BlockStore::Unpin(Entry* entry) {
     freed.reset(entry);
     return;
   }
-  entry->lru_pos = lru_.insert(lru_.end(), entry);
-  lru_bytes_ += entry->info.total_bytes;
+  pinned_stored_bytes_ -= entry->info.total_bytes;
 }
 
 std::vector<bool> BlockStore::Contains(absl::Span<const BlockKey> keys) const {
@@ -255,13 +255,13 @@ uint64_t BlockStore::Remove(absl::Span<const BlockKey> keys) {
     --stats_.blocks_stored;
     ++stats_.removals;
     ++removed;
+    lru_.erase(entry->lru_pos);
     if (entry->pins > 0) {
+      pinned_stored_bytes_ -= size;
       entry->removed = true;
       entry.release();  // owned by its pins now; see Unpin
       continue;
     }
-    lru_.erase(entry->lru_pos);
-    lru_bytes_ -= size;
     stats_.bytes_used -= size;
     freed.push_back(std::move(entry));
   }

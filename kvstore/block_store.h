@@ -7,8 +7,7 @@
 // arrived and verified; until then no reader can see it, and a writer that
 // is dropped before it commits leaves nothing behind. A reader holds a
 // PinnedBlock, which keeps the block's bytes in place (unevictable, unfreed)
-// while it streams them. A block's recency is its last Put or the end of its
-// last Get.
+// while it streams them. A block's recency is its last Put or Get.
 //
 // Thread-safety: BlockStore is thread-safe. A BlockWriter or PinnedBlock is
 // used by one thread at a time; different ones may be used concurrently.
@@ -172,9 +171,10 @@ class BlockStore {
   mutable absl::Mutex mu_;
   absl::flat_hash_map<BlockKey, std::unique_ptr<Entry>> blocks_
       ABSL_GUARDED_BY(mu_);
-  // Visible blocks that nobody reads, least recently used first.
+  // Visible blocks, least recently used first.
   std::list<Entry*> lru_ ABSL_GUARDED_BY(mu_);
-  uint64_t lru_bytes_ ABSL_GUARDED_BY(mu_) = 0;
+  // Bytes of visible blocks that are pinned.
+  uint64_t pinned_stored_bytes_ ABSL_GUARDED_BY(mu_) = 0;
   BlockStoreStats stats_ ABSL_GUARDED_BY(mu_);
 };
 

@@ -251,6 +251,24 @@ TEST(BlockStoreEvictionTest, PinnedBlockIsNotEvicted) {
   EXPECT_EQ(reading->bytes(), SmallBlock(1));
 }
 
+TEST(BlockStoreEvictionTest, RecencyCountsFromTheStartOfAGet) {
+  BlockStore store(BudgetOfBlocks(2));
+  ASSERT_TRUE(PutBlock(store, SmallBlock(1)).ok());
+  ASSERT_TRUE(PutBlock(store, SmallBlock(2)).ok());
+  {
+    // Block 1 is read, and still pinned, while block 3 arrives: block 3 is
+    // the more recent, however long the read takes.
+    absl::StatusOr<PinnedBlock> reading = store.Get(TestKey(1));
+    ASSERT_TRUE(reading.ok());
+    ASSERT_TRUE(PutBlock(store, SmallBlock(3)).ok());
+  }
+  ASSERT_TRUE(PutBlock(store, SmallBlock(4)).ok());
+  EXPECT_FALSE(Stored(store, 1));
+  EXPECT_FALSE(Stored(store, 2));
+  EXPECT_TRUE(Stored(store, 3));
+  EXPECT_TRUE(Stored(store, 4));
+}
+
 TEST(BlockStoreEvictionTest, NoRoomWhileEverythingIsPinnedIsResourceExhausted) {
   BlockStore store(BudgetOfBlocks(2));
   ASSERT_TRUE(PutBlock(store, SmallBlock(1)).ok());

@@ -65,6 +65,10 @@ absl::Status CheckOptions(const KvStoreClientOptions& options) {
         "kvstore client timeout, chunk_bytes, max_in_flight and "
         "max_block_bytes must be positive");
   }
+  if (options.chunk_bytes > kMaxChunkBytes) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "kvstore client chunk_bytes must be at most ", kMaxChunkBytes));
+  }
   return absl::OkStatus();
 }
 
@@ -84,6 +88,7 @@ absl::StatusOr<std::unique_ptr<KvStoreClient>> KvStoreClient::Create(
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
   args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
+  args.SetMaxReceiveMessageSize(kMaxMessageBytes);
   for (const std::string& address : options.nodes) {
     auto node = std::make_unique<Node>();
     node->address = address;

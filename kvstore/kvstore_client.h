@@ -42,7 +42,7 @@ struct KvStoreClientOptions {
   std::vector<std::string> nodes;
   // Deadline of each rpc, from when it starts.
   absl::Duration timeout = absl::Seconds(10);
-  // Block bytes per Put message.
+  // Block bytes per Put message, at most kMaxChunkBytes (4 MiB).
   size_t chunk_bytes = size_t{1} << 20;
   // Most rpcs one batch call runs at a time.
   int max_in_flight = 32;
@@ -59,7 +59,8 @@ struct KvStoreNodeStats {
 class KvStoreClient {
  public:
   // Connects lazily: no rpc is made here. InvalidArgument if there are no
-  // nodes, a node is listed twice, or a size or the timeout is not positive.
+  // nodes, a node is listed twice, a size or the timeout is not positive,
+  // or chunk_bytes is above kMaxChunkBytes.
   static absl::StatusOr<std::unique_ptr<KvStoreClient>> Create(
       const KvStoreClientOptions& options);
 

@@ -3,32 +3,24 @@
 #include <signal.h>
 #include <unistd.h>
 
-#include <chrono>
-#include <cstdio>
 #include <cstring>
+#include <utility>
 
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "engine/kv_block_codec.h"
+#include "engine/status_macros.h"
 #include "glog/logging.h"
-#include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/health_check_service_interface.h"
 #include "kvstore/byte_size.h"
+#include "service/server.h"
 
 namespace tandem {
 namespace {
 
 absl::Status CheckOptions(const KvStoreServerOptions& options) {
-  const size_t colon = options.listen.rfind(':');
-  int port = 0;
-  if (colon == std::string::npos ||
-      !absl::SimpleAtoi(options.listen.substr(colon + 1), &port) || port < 0 ||
-      port > 65535) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "listen address \"", options.listen, "\" is not host:port"));
-  }
-  if (options.chunk_bytes == 0) {
-    return absl::InvalidArgumentError("chunk_bytes must be positive");
+  if (options.chunk_bytes == 0 || options.chunk_bytes > kMaxChunkBytes) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("chunk_bytes must be in [1, ", kMaxChunkBytes, "]"));
   }
   if (options.memory_budget_bytes == 0) {
     return absl::InvalidArgumentError("memory_budget must be positive");
@@ -37,27 +29,6 @@ absl::Status CheckOptions(const KvStoreServerOptions& options) {
     return absl::InvalidArgumentError(
         absl::StrCat("max_block_bytes must be at least a block header, ",
                      kKvBlockHeaderBytes, " bytes"));
-  }
-  return absl::OkStatus();
-}
-
-// Writes `text` to `path` through a temporary file and a rename, so that a
-// reader never sees it half-written.
-absl::Status WriteFileAtomically(const std::string& path,
-                                 const std::string& text) {
-  const std::string temporary = absl::StrCat(path, ".tmp.", getpid());
-  FILE* file = std::fopen(temporary.c_str(), "w");
-  if (file == nullptr) {
-    return absl::InternalError(
-        absl::StrCat("cannot create ", temporary, ": ", std::strerror(errno)));
-  }
-  const bool written =
-      std::fwrite(text.data(), 1, text.size(), file) == text.size();
-  if (std::fclose(file) != 0 || !written ||
-      std::rename(temporary.c_str(), path.c_str()) != 0) {
-    std::remove(temporary.c_str());
-    return absl::InternalError(
-        absl::StrCat("cannot write ", path, ": ", std::strerror(errno)));
   }
   return absl::OkStatus();
 }
@@ -88,19 +59,14 @@ absl::StatusOr<std::unique_ptr<KvStoreServer>> KvStoreServer::Start(
   if (!valid.ok()) return valid;
   std::unique_ptr<KvStoreServer> server(new KvStoreServer(options));
 
-  grpc::EnableDefaultHealthCheckService(true);
-  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
-  grpc::ServerBuilder builder;
-  builder.AddListeningPort(options.listen, grpc::InsecureServerCredentials(),
-                           &server->port_);
-  builder.RegisterService(&server->service_);
-  server->server_ = builder.BuildAndStart();
-  if (server->server_ == nullptr || server->port_ == 0) {
-    return absl::UnavailableError(
-        absl::StrCat("cannot listen on ", options.listen));
-  }
-  const std::string host = options.listen.substr(0, options.listen.rfind(':'));
-  server->address_ = absl::StrCat(host, ":", server->port_);
+  TANDEM_ASSIGN_OR_RETURN(
+      StartedServer started,
+      StartServer(options.listen, {&server->service_}, kMaxMessageBytes));
+  server->server_ = std::move(started.server);
+  server->server_->GetHealthCheckService()->SetServingStatus(
+      v1::KvStore::service_full_name(), true);
+  server->address_ = std::move(started.address);
+  server->port_ = started.port;
   return server;
 }
 
@@ -123,11 +89,8 @@ absl::Status RunKvStore(const KvStoreServerOptions& options) {
             << " max_block_bytes=" << FormatByteSize(options.max_block_bytes)
             << " chunk_bytes=" << FormatByteSize(options.chunk_bytes)
             << " pid=" << getpid();
-  if (!options.address_file.empty()) {
-    const absl::Status written = WriteFileAtomically(
-        options.address_file, absl::StrCat((*server)->address(), "\n"));
-    if (!written.ok()) return written;
-  }
+  TANDEM_RETURN_IF_ERROR(
+      WriteAddressFile(options.address_file, (*server)->address()));
 
   int signal_number = 0;
   sigwait(&stop_signals, &signal_number);

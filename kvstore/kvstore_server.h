@@ -1,6 +1,7 @@
 // One KV store node: a BlockStore served over gRPC (tandem.v1.KvStore), with
-// the standard gRPC health service and server reflection, and the function
-// that runs a node as a process until it is told to stop.
+// the standard gRPC health service (SERVING for "" and "tandem.v1.KvStore"
+// while it runs) and server reflection, and the function that runs a node
+// as a process until it is told to stop.
 #ifndef TANDEM_KVSTORE_KVSTORE_SERVER_H_
 #define TANDEM_KVSTORE_KVSTORE_SERVER_H_
 
@@ -34,8 +35,9 @@ struct KvStoreServerOptions {
 class KvStoreServer {
  public:
   // Starts serving. InvalidArgument for options that cannot work (an
-  // address without a port, a zero chunk size or budget, max_block_bytes
-  // below a block header); Unavailable if the address cannot be bound.
+  // address without a port, a chunk size of 0 or above kMaxChunkBytes, a
+  // zero budget, max_block_bytes below a block header); Unavailable if the
+  // address cannot be bound.
   static absl::StatusOr<std::unique_ptr<KvStoreServer>> Start(
       const KvStoreServerOptions& options);
 

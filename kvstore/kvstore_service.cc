@@ -11,16 +11,10 @@
 #include "absl/strings/str_cat.h"
 #include "glog/logging.h"
 #include "kvstore/kvstore_proto.h"
+#include "service/grpc_status.h"
 
 namespace tandem {
 namespace {
-
-// The service edge: absl and gRPC share their status code numbering.
-grpc::Status ToGrpcStatus(const absl::Status& status) {
-  if (status.ok()) return grpc::Status::OK;
-  return grpc::Status(static_cast<grpc::StatusCode>(status.code()),
-                      std::string(status.message()));
-}
 
 std::vector<BlockKey> KeysOf(
     const google::protobuf::RepeatedPtrField<v1::BlockKey>& keys) {
@@ -194,6 +188,7 @@ absl::Status AnswerRemove(BlockStore& store, const v1::RemoveRequest& request,
 KvStoreService::KvStoreService(BlockStore* store, size_t chunk_bytes)
     : store_(store), chunk_bytes_(chunk_bytes) {
   CHECK_GT(chunk_bytes, 0u);
+  CHECK_LE(chunk_bytes, kMaxChunkBytes);
 }
 
 grpc::ServerReadReactor<v1::PutRequest>* KvStoreService::Put(

@@ -19,12 +19,16 @@ namespace tandem {
 
 // Most keys one Exists or Remove call may carry.
 inline constexpr int kMaxKeysPerCall = 65536;
+// Most block bytes one Put or Get message may carry.
+inline constexpr size_t kMaxChunkBytes = size_t{4} << 20;
+// Largest message a node or client accepts: a full chunk plus its info.
+inline constexpr int kMaxMessageBytes = kMaxChunkBytes + (64 << 10);
 
 class KvStoreService final : public v1::KvStore::CallbackService {
  public:
   // Serves `store`, streaming Get replies in messages of `chunk_bytes` bytes
   // of block data. Does not take ownership. REQUIRES: `store` outlives the
-  // service and every call it serves; chunk_bytes > 0.
+  // service and every call it serves; 0 < chunk_bytes <= kMaxChunkBytes.
   KvStoreService(BlockStore* store, size_t chunk_bytes);
 
   grpc::ServerReadReactor<v1::PutRequest>* Put(
