@@ -1,0 +1,581 @@
+// The scheduler with the real engine on a tiny random byte-level model
+// (vocab 258, BOS 256, EOS 257, context 256) and an in-memory block store.
+// Most tests drive Step themselves (fetches run inline), so every
+// admission, preemption and departure happens at a known step; one runs
+// the scheduler's own threads.
+#include "decode_node/scheduler.h"
+
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/time.h"
+#include "decode_node/local_handoff.h"
+#include "engine/byte_tokenizer.h"
+#include "engine/generation.h"
+#include "engine/kv_block_codec.h"
+#include "engine/model.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tools/random_model.h"
+
+namespace tandem {
+namespace {
+
+namespace fs = std::filesystem;
+using ::testing::HasSubstr;
+
+// Blocks by key, in memory; `down` makes every read Unavailable.
+class MapBlockSource : public BlockSource {
+ public:
+  void Put(const KvHandoff& handoff, const std::vector<std::string>& blocks) {
+    absl::MutexLock lock(&mu_);
+    for (size_t i = 0; i < blocks.size(); ++i) {
+      const BlockKey key = i < handoff.full_blocks.size()
+                               ? handoff.full_blocks[i]
+                               : *handoff.partial_block;
+      blocks_[key] = blocks[i];
+    }
+  }
+  void Remove(const BlockKey& key) {
+    absl::MutexLock lock(&mu_);
+    blocks_.erase(key);
+  }
+  void Clear() {
+    absl::MutexLock lock(&mu_);
+    blocks_.clear();
+  }
+  void SetDown(bool down) {
+    absl::MutexLock lock(&mu_);
+    down_ = down;
+  }
+  std::vector<absl::StatusOr<std::string>> GetMany(
+      absl::Span<const BlockKey> keys) override {
+    absl::MutexLock lock(&mu_);
+    std::vector<absl::StatusOr<std::string>> out;
+    for (const BlockKey& key : keys) {
+      auto it = blocks_.find(key);
+      if (down_) {
+        out.push_back(absl::UnavailableError("store is down"));
+      } else if (it == blocks_.end()) {
+        out.push_back(absl::NotFoundError("no such block"));
+      } else {
+        out.push_back(it->second);
+      }
+    }
+    return out;
+  }
+
+ private:
+  absl::Mutex mu_;
+  absl::flat_hash_map<BlockKey, std::string> blocks_ ABSL_GUARDED_BY(mu_);
+  bool down_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+// Records one sequence's output.
+class Recorder : public SequenceObserver {
+ public:
+  void OnToken(const GeneratedToken& token, int index) override {
+    absl::MutexLock lock(&mu_);
+    EXPECT_EQ(index, static_cast<int>(tokens_.size()));
+    tokens_.push_back(token);
+    if (token.finish != FinishReason::kNone) done_.Notify();
+  }
+  void OnError(const absl::Status& status) override {
+    absl::MutexLock lock(&mu_);
+    error_ = status;
+    done_.Notify();
+  }
+  std::vector<GeneratedToken> tokens() const {
+    absl::MutexLock lock(&mu_);
+    return tokens_;
+  }
+  absl::Status error() const {
+    absl::MutexLock lock(&mu_);
+    return error_;
+  }
+  bool done() const { return done_.HasBeenNotified(); }
+  bool WaitDone() const {
+    return done_.WaitForNotificationWithTimeout(absl::Seconds(60));
+  }
+
+ private:
+  mutable absl::Mutex mu_;
+  std::vector<GeneratedToken> tokens_ ABSL_GUARDED_BY(mu_);
+  absl::Status error_ ABSL_GUARDED_BY(mu_);
+  absl::Notification done_;
+};
+
+std::vector<int32_t> Prompt(int length, int salt) {
+  std::vector<int32_t> ids = {256};
+  for (int i = 1; i < length; ++i) ids.push_back(32 + (i * 7 + salt) % 90);
+  return ids;
+}
+
+SamplingParams Greedy() {
+  SamplingParams params;
+  params.temperature = 0;
+  return params;
+}
+
+SamplingParams Seeded(uint64_t seed) {
+  SamplingParams params;
+  params.temperature = 0.9f;
+  params.top_k = 40;
+  params.top_p = 0.95f;
+  params.repetition_penalty = 1.2f;
+  params.presence_penalty = 0.5f;
+  params.seed = seed;
+  return params;
+}
+
+class SchedulerTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = new fs::path(fs::path(::testing::TempDir()) /
+                        absl::StrCat("scheduler_test_", getpid()));
+    fs::remove_all(*dir_);
+    RandomModelFlags flags;
+    flags.out = dir_->string();
+    flags.seed = 11;
+    flags.hidden_size = 32;
+    flags.intermediate_size = 64;
+    flags.num_layers = 2;
+    flags.num_heads = 2;
+    flags.vocab_size = 258;
+    flags.max_position_embeddings = 256;
+    flags.bos_token_id = 256;
+    flags.eos_token_id = "257";
+    auto options = RandomModelOptionsFromFlags(flags);
+    ASSERT_TRUE(options.ok()) << options.status();
+    ASSERT_TRUE(WriteRandomModel(*options, *dir_).ok());
+    auto model = Model::Load(*dir_, ModelOptions{.threads = 1});
+    ASSERT_TRUE(model.ok()) << model.status();
+    model_ = model->release();
+    tokenizer_ = ByteTokenizer::Create(256, 257)->release();
+  }
+
+  static void TearDownTestSuite() {
+    delete model_;
+    delete tokenizer_;
+    fs::remove_all(*dir_);
+    delete dir_;
+  }
+
+  // A scheduler driven by Step, with `blocks` cache blocks.
+  std::unique_ptr<Scheduler> MakeScheduler(int blocks, int max_batch = 8,
+                                           int max_waiting = 8,
+                                           int block_size = 4) {
+    SchedulerOptions options;
+    options.block_size = block_size;
+    options.kv_cache_bytes =
+        PagedKvCache::BlockStrideBytes(model_->kv_layout(block_size)) * blocks;
+    options.max_batch = max_batch;
+    options.max_waiting = max_waiting;
+    options.fetch_threads = 0;
+    auto scheduler = Scheduler::Create(model_, tokenizer_, &store_, options);
+    EXPECT_TRUE(scheduler.ok()) << scheduler.status();
+    return std::move(scheduler).value();
+  }
+
+  // The request for `prompt`, its blocks in the store.
+  DecodeInput Handoff(const std::vector<int32_t>& prompt,
+                      const SamplingParams& sampling, int max_tokens,
+                      int block_size = 4) {
+    auto handoff = MakeLocalHandoff(*model_, prompt, sampling, /*logprobs=*/2,
+                                    max_tokens, block_size);
+    EXPECT_TRUE(handoff.ok()) << handoff.status();
+    store_.Put(handoff->input.handoff, handoff->blocks);
+    return handoff->input;
+  }
+
+  // What local generation produces for `input`.
+  static std::vector<GeneratedToken> Local(const DecodeInput& input) {
+    GenerationRequest request;
+    request.prompt_ids = input.prompt;
+    request.sampling = input.sampling;
+    request.max_tokens = input.max_tokens;
+    request.stop = input.stop;
+    request.stop_token_ids = input.stop_token_ids;
+    std::vector<GeneratedToken> tokens;
+    auto result = Generate(*model_, *tokenizer_, request,
+                           [&tokens](const GeneratedToken& token) {
+                             tokens.push_back(token);
+                             return absl::OkStatus();
+                           });
+    EXPECT_TRUE(result.ok()) << result.status();
+    return tokens;
+  }
+
+  static void ExpectSameStream(const std::vector<GeneratedToken>& got,
+                               const std::vector<GeneratedToken>& want) {
+    ASSERT_EQ(got.size(), want.size());
+    for (size_t i = 0; i < got.size(); ++i) {
+      EXPECT_EQ(got[i].token, want[i].token) << "token " << i;
+      EXPECT_EQ(got[i].text, want[i].text) << "token " << i;
+      EXPECT_EQ(got[i].finish, want[i].finish) << "token " << i;
+      if (i == 0) continue;  // the prefill's logprobs travel separately
+      EXPECT_NEAR(got[i].logprob, want[i].logprob, 1e-3) << "token " << i;
+      EXPECT_EQ(got[i].top_logprobs.size(), want[i].top_logprobs.size());
+    }
+  }
+
+  static void RunUntilDone(Scheduler& scheduler,
+                           const std::vector<std::shared_ptr<Recorder>>& all,
+                           int max_steps = 400) {
+    for (int step = 0; step < max_steps; ++step) {
+      bool done = true;
+      for (const auto& recorder : all) done = done && recorder->done();
+      if (done) return;
+      scheduler.Step();
+    }
+    FAIL() << "sequences did not finish in " << max_steps << " steps";
+  }
+
+  static fs::path* dir_;
+  static Model* model_;
+  static Tokenizer* tokenizer_;
+  MapBlockSource store_;
+};
+
+fs::path* SchedulerTest::dir_ = nullptr;
+Model* SchedulerTest::model_ = nullptr;
+Tokenizer* SchedulerTest::tokenizer_ = nullptr;
+
+TEST_F(SchedulerTest, GreedySequenceMatchesLocalGeneration) {
+  auto scheduler = MakeScheduler(64);
+  const DecodeInput input = Handoff(Prompt(10, 1), Greedy(), 16);
+  auto recorder = std::make_shared<Recorder>();
+  ASSERT_TRUE(scheduler->Submit(input, recorder).ok());
+  RunUntilDone(*scheduler, {recorder});
+  EXPECT_TRUE(recorder->error().ok()) << recorder->error();
+  ExpectSameStream(recorder->tokens(), Local(input));
+}
+
+TEST_F(SchedulerTest, SeededSamplingWithPenaltiesMatchesLocalGeneration) {
+  auto scheduler = MakeScheduler(64);
+  const DecodeInput input = Handoff(Prompt(9, 2), Seeded(1234), 24);
+  auto recorder = std::make_shared<Recorder>();
+  ASSERT_TRUE(scheduler->Submit(input, recorder).ok());
+  RunUntilDone(*scheduler, {recorder});
+  ExpectSameStream(recorder->tokens(), Local(input));
+}
+
+TEST_F(SchedulerTest, PromptOfWholeBlocksNeedsNoPartialBlock) {
+  auto scheduler = MakeScheduler(64);
+  const DecodeInput input = Handoff(Prompt(12, 3), Seeded(5), 10);
+  ASSERT_FALSE(input.handoff.partial_block.has_value());
+  auto recorder = std::make_shared<Recorder>();
+  ASSERT_TRUE(scheduler->Submit(input, recorder).ok());
+  RunUntilDone(*scheduler, {recorder});
+  ExpectSameStream(recorder->tokens(), Local(input));
+}
+
+TEST_F(SchedulerTest, StopStringEndsTheStreamLikeLocalGeneration) {
+  auto scheduler = MakeScheduler(64);
+  DecodeInput input = Handoff(Prompt(7, 4), Greedy(), 20);
+  const std::vector<GeneratedToken> full = Local(input);
+  std::string text;
+  for (const GeneratedToken& token : full) text += token.text;
+  ASSERT_GE(text.size(), 6u);
+  input.stop = {text.substr(4, 2)};
+  auto recorder = std::make_shared<Recorder>();
+  ASSERT_TRUE(scheduler->Submit(input, recorder).ok());
+  RunUntilDone(*scheduler, {recorder});
+  const std::vector<GeneratedToken> local = Local(input);
+  ASSERT_EQ(local.back().finish, FinishReason::kStop);
+  ExpectSameStream(recorder->tokens(), local);
+}
+
+TEST_F(SchedulerTest, FirstTokenAloneEndsAMaxTokensOneRequest) {
+  auto scheduler = MakeScheduler(64);
+  const DecodeInput input = Handoff(Prompt(6, 5), Greedy(), 1);
+  auto recorder = std::make_shared<Recorder>();
+  ASSERT_TRUE(scheduler->Submit(input, recorder).ok());
+  scheduler->Step();
+  ASSERT_EQ(recorder->tokens().size(), 1u);
+  EXPECT_EQ(recorder->tokens()[0].token, input.first_token);
+  EXPECT_EQ(recorder->tokens()[0].finish, FinishReason::kLength);
+  EXPECT_EQ(scheduler->Load().free_blocks, 64);
+  EXPECT_EQ(scheduler->Load().running, 0);
+}
+
+TEST_F(SchedulerTest, SequencesJoinAndLeaveTheBatchAtEveryStep) {
+  auto scheduler = MakeScheduler(64);
+  std::vector<DecodeInput> inputs;
+  std::vector<std::shared_ptr<Recorder>> recorders;
+  std::vector<size_t> lengths;
+  for (int i = 0; i < 4; ++i) {
+    inputs.push_back(Handoff(Prompt(5 + i, 10 + i), Seeded(i), 2 + i));
+    lengths.push_back(Local(inputs.back()).size());
+  }
+  // Two join now, two more after the first step.
+  for (int i = 0; i < 2; ++i) {
+    recorders.push_back(std::make_shared<Recorder>());
+    ASSERT_TRUE(scheduler->Submit(inputs[i], recorders.back()).ok());
+  }
+  scheduler->Step();
+  for (int i = 2; i < 4; ++i) {
+    recorders.push_back(std::make_shared<Recorder>());
+    ASSERT_TRUE(scheduler->Submit(inputs[i], recorders.back()).ok());
+  }
+  // Each step feeds one token to every running sequence; the first step a
+  // sequence runs also streams its first token.
+  for (int step = 1; step < 8; ++step) {
+    scheduler->Step();
+    int running = 0;
+    for (int i = 0; i < 4; ++i) {
+      const size_t steps_run = i < 2 ? step + 1 : step;
+      const size_t expected = std::min(lengths[i], steps_run + 1);
+      EXPECT_EQ(recorders[i]->tokens().size(), expected)
+          << "sequence " << i << " after step " << step;
+      if (lengths[i] > steps_run + 1) ++running;
+    }
+    EXPECT_EQ(scheduler->Load().running, running) << "after step " << step;
+  }
+  for (int i = 0; i < 4; ++i) {
+    ExpectSameStream(recorders[i]->tokens(), Local(inputs[i]));
+  }
+  EXPECT_EQ(scheduler->Load().free_blocks, 64);
+}
+
+TEST_F(SchedulerTest, FullBatchQueuesAndAdmitsWhenASequenceLeaves) {
+  auto scheduler = MakeScheduler(64, /*max_batch=*/1);
+  const DecodeInput first = Handoff(Prompt(6, 20), Greedy(), 4);
+  const DecodeInput second = Handoff(Prompt(7, 21), Greedy(), 4);
+  auto a = std::make_shared<Recorder>();
+  auto b = std::make_shared<Recorder>();
+  ASSERT_TRUE(scheduler->Submit(first, a).ok());
+  ASSERT_TRUE(scheduler->Submit(second, b).ok());
+  scheduler->Step();
+  EXPECT_EQ(scheduler->Load().running, 1);
+  EXPECT_EQ(scheduler->Load().waiting, 1);
+  EXPECT_TRUE(b->tokens().empty());
+  RunUntilDone(*scheduler, {a, b});
+  ExpectSameStream(a->tokens(), Local(first));
+  ExpectSameStream(b->tokens(), Local(second));
+}
+
+TEST_F(SchedulerTest, RejectsRequestsBeyondTheWaitingQueue) {
+  auto scheduler = MakeScheduler(64, /*max_batch=*/1, /*max_waiting=*/2);
+  const DecodeInput input = Handoff(Prompt(6, 22), Greedy(), 4);
+  ASSERT_TRUE(scheduler->Submit(input, std::make_shared<Recorder>()).ok());
+  ASSERT_TRUE(scheduler->Submit(input, std::make_shared<Recorder>()).ok());
+  EXPECT_EQ(scheduler->Load().waiting, 2);
+  EXPECT_EQ(
+      scheduler->Submit(input, std::make_shared<Recorder>()).status().code(),
+      absl::StatusCode::kResourceExhausted);
+  scheduler->Step();  // one runs, one waits: room for one more
+  EXPECT_TRUE(scheduler->Submit(input, std::make_shared<Recorder>()).ok());
+}
+
+TEST_F(SchedulerTest, RejectsARequestTheWholeCacheCannotHold) {
+  auto scheduler = MakeScheduler(4);
+  // 6 prompt tokens plus 16 generated need 6 blocks of 4.
+  const DecodeInput input = Handoff(Prompt(6, 23), Greedy(), 16);
+  auto submitted = scheduler->Submit(input, std::make_shared<Recorder>());
+  EXPECT_EQ(submitted.status().code(), absl::StatusCode::kResourceExhausted);
+}
+
+// Two sequences of 6 + 20 tokens (7 blocks each at most) in a 10-block
+// cache: both start, the newer is preempted when they outgrow the cache,
+// and it resumes once the older one finishes.
+TEST_F(SchedulerTest, PreemptsTheNewestSequenceAndResumesItIdentically) {
+  auto scheduler = MakeScheduler(10);
+  SamplingParams sampling = Seeded(77);
+  const DecodeInput first = Handoff(Prompt(6, 30), sampling, 20);
+  sampling.seed = 78;
+  const DecodeInput second = Handoff(Prompt(6, 31), sampling, 20);
+  ASSERT_EQ(Local(first).size(), 20u);
+  ASSERT_EQ(Local(second).size(), 20u);
+  auto a = std::make_shared<Recorder>();
+  auto b = std::make_shared<Recorder>();
+  ASSERT_TRUE(scheduler->Submit(first, a).ok());
+  ASSERT_TRUE(scheduler->Submit(second, b).ok());
+  scheduler->Step();
+  ASSERT_EQ(scheduler->Load().running, 2);
+  RunUntilDone(*scheduler, {a, b});
+  EXPECT_GE(scheduler->Load().preemptions, 1);
+  ExpectSameStream(a->tokens(), Local(first));
+  ExpectSameStream(b->tokens(), Local(second));
+  EXPECT_EQ(scheduler->Load().free_blocks, 10);
+}
+
+TEST_F(SchedulerTest, PreemptedSequenceRecomputesWhenTheStoreLostItsBlocks) {
+  auto scheduler = MakeScheduler(10);
+  const DecodeInput first = Handoff(Prompt(6, 32), Seeded(79), 20);
+  const DecodeInput second = Handoff(Prompt(6, 33), Seeded(80), 20);
+  // Preemption needs both to outgrow the cache together.
+  ASSERT_EQ(Local(first).size(), 20u);
+  ASSERT_EQ(Local(second).size(), 20u);
+  auto a = std::make_shared<Recorder>();
+  auto b = std::make_shared<Recorder>();
+  ASSERT_TRUE(scheduler->Submit(first, a).ok());
+  ASSERT_TRUE(scheduler->Submit(second, b).ok());
+  scheduler->Step();
+  store_.Clear();
+  RunUntilDone(*scheduler, {a, b});
+  EXPECT_GE(scheduler->Load().preemptions, 1);
+  EXPECT_TRUE(b->error().ok()) << b->error();
+  ExpectSameStream(a->tokens(), Local(first));
+  ExpectSameStream(b->tokens(), Local(second));
+}
+
+TEST_F(SchedulerTest, CancellationFreesTheBlocksAtTheNextStep) {
+  auto scheduler = MakeScheduler(16);
+  auto recorder = std::make_shared<Recorder>();
+  auto id = scheduler->Submit(Handoff(Prompt(9, 40), Greedy(), 30), recorder);
+  ASSERT_TRUE(id.ok());
+  scheduler->Step();
+  scheduler->Step();
+  EXPECT_EQ(scheduler->Load().running, 1);
+  EXPECT_LT(scheduler->Load().free_blocks, 16);
+  const size_t streamed = recorder->tokens().size();
+  scheduler->Cancel(*id);
+  scheduler->Step();
+  EXPECT_EQ(scheduler->Load().free_blocks, 16);
+  EXPECT_EQ(scheduler->Load().running, 0);
+  EXPECT_EQ(recorder->tokens().size(), streamed);
+  EXPECT_TRUE(recorder->error().ok());
+}
+
+TEST_F(SchedulerTest, CancellingAWaitingRequestEmptiesTheQueue) {
+  auto scheduler = MakeScheduler(64, /*max_batch=*/1);
+  ASSERT_TRUE(scheduler
+                  ->Submit(Handoff(Prompt(5, 41), Greedy(), 8),
+                           std::make_shared<Recorder>())
+                  .ok());
+  auto waiting = scheduler->Submit(Handoff(Prompt(5, 42), Greedy(), 8),
+                                   std::make_shared<Recorder>());
+  ASSERT_TRUE(waiting.ok());
+  scheduler->Step();
+  EXPECT_EQ(scheduler->Load().waiting, 1);
+  scheduler->Cancel(*waiting);
+  scheduler->Step();
+  EXPECT_EQ(scheduler->Load().waiting, 0);
+}
+
+TEST_F(SchedulerTest, MissingBlockEndsTheRequestWithNotFound) {
+  auto scheduler = MakeScheduler(16);
+  const DecodeInput input = Handoff(Prompt(10, 50), Greedy(), 8);
+  store_.Remove(input.handoff.full_blocks[1]);
+  auto recorder = std::make_shared<Recorder>();
+  ASSERT_TRUE(scheduler->Submit(input, recorder).ok());
+  scheduler->Step();
+  EXPECT_EQ(recorder->error().code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(recorder->error().message(), HasSubstr("handoff block 1"));
+  EXPECT_TRUE(recorder->tokens().empty());
+  EXPECT_EQ(scheduler->Load().free_blocks, 16);
+}
+
+TEST_F(SchedulerTest, StoreDownEndsTheRequestWithUnavailable) {
+  auto scheduler = MakeScheduler(16);
+  const DecodeInput input = Handoff(Prompt(10, 51), Greedy(), 8);
+  store_.SetDown(true);
+  auto recorder = std::make_shared<Recorder>();
+  ASSERT_TRUE(scheduler->Submit(input, recorder).ok());
+  scheduler->Step();
+  EXPECT_EQ(recorder->error().code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(scheduler->Load().free_blocks, 16);
+}
+
+TEST_F(SchedulerTest, BlockOfAnotherModelEndsTheRequestWithFailedPrecondition) {
+  auto scheduler = MakeScheduler(16);
+  const DecodeInput input = Handoff(Prompt(10, 52), Greedy(), 8);
+  // The right key on a block that claims another model.
+  std::vector<float> floats(scheduler->layout().BlockFloats(), 0.5f);
+  BlockMetadata metadata;
+  metadata.model = Fingerprint{{1, 2}};
+  metadata.token_count = 4;
+  metadata.key = input.handoff.full_blocks[0];
+  auto foreign = ExportBlock(scheduler->layout(), floats.data(), metadata);
+  ASSERT_TRUE(foreign.ok());
+  KvHandoff one = input.handoff;
+  one.full_blocks.resize(1);
+  one.partial_block.reset();
+  store_.Put(one, {*foreign});
+  auto recorder = std::make_shared<Recorder>();
+  ASSERT_TRUE(scheduler->Submit(input, recorder).ok());
+  scheduler->Step();
+  EXPECT_EQ(recorder->error().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(scheduler->Load().free_blocks, 16);
+}
+
+TEST_F(SchedulerTest, HandoffForAnotherModelIsRefusedAtSubmit) {
+  auto scheduler = MakeScheduler(16);
+  DecodeInput input = Handoff(Prompt(10, 53), Greedy(), 8);
+  input.handoff.model = Fingerprint{{1, 2}};
+  EXPECT_EQ(
+      scheduler->Submit(input, std::make_shared<Recorder>()).status().code(),
+      absl::StatusCode::kFailedPrecondition);
+}
+
+TEST_F(SchedulerTest, HandoffForAnotherBlockSizeIsRefusedAtSubmit) {
+  auto scheduler = MakeScheduler(16);
+  const DecodeInput input = Handoff(Prompt(10, 54), Greedy(), 8, 8);
+  EXPECT_EQ(
+      scheduler->Submit(input, std::make_shared<Recorder>()).status().code(),
+      absl::StatusCode::kFailedPrecondition);
+}
+
+TEST_F(SchedulerTest, RejectsMalformedRequestsNamingTheField) {
+  auto scheduler = MakeScheduler(16);
+  const DecodeInput good = Handoff(Prompt(10, 55), Greedy(), 8);
+  struct Case {
+    std::string field;
+    DecodeInput input;
+  };
+  std::vector<Case> cases;
+  cases.push_back({"first_token", good});
+  cases.back().input.first_token = 258;
+  cases.push_back({"prompt_token_ids[3]", good});
+  cases.back().input.prompt[3] = 300;
+  cases.push_back({"handoff.full_blocks[1]", good});
+  cases.back().input.handoff.full_blocks[1].lo ^= 1;
+  cases.push_back({"handoff.partial_block", good});
+  cases.back().input.handoff.partial_block->hi ^= 1;
+  cases.push_back({"max_tokens", good});
+  cases.back().input.max_tokens = 250;
+  for (const Case& c : cases) {
+    auto submitted = scheduler->Submit(c.input, std::make_shared<Recorder>());
+    EXPECT_EQ(submitted.status().code(), absl::StatusCode::kInvalidArgument)
+        << c.field;
+    EXPECT_THAT(submitted.status().message(), HasSubstr(c.field));
+  }
+}
+
+TEST_F(SchedulerTest, ThreadedSchedulerStreamsConcurrentRequests) {
+  SchedulerOptions options;
+  options.block_size = 4;
+  options.kv_cache_bytes =
+      PagedKvCache::BlockStrideBytes(model_->kv_layout(4)) * 64;
+  options.fetch_threads = 2;
+  std::vector<DecodeInput> inputs;
+  std::vector<std::vector<GeneratedToken>> expected;
+  for (int i = 0; i < 4; ++i) {
+    inputs.push_back(Handoff(Prompt(6 + i, 60 + i), Seeded(100 + i), 12));
+    expected.push_back(Local(inputs.back()));
+  }
+  auto scheduler = Scheduler::Create(model_, tokenizer_, &store_, options);
+  ASSERT_TRUE(scheduler.ok()) << scheduler.status();
+  (*scheduler)->Start();
+  std::vector<std::shared_ptr<Recorder>> recorders;
+  for (const DecodeInput& input : inputs) {
+    recorders.push_back(std::make_shared<Recorder>());
+    ASSERT_TRUE((*scheduler)->Submit(input, recorders.back()).ok());
+  }
+  for (const auto& recorder : recorders) ASSERT_TRUE(recorder->WaitDone());
+  scheduler->reset();  // joins the threads before the model is used again
+  for (int i = 0; i < 4; ++i) {
+    ExpectSameStream(recorders[i]->tokens(), expected[i]);
+  }
+}
+
+}  // namespace
+}  // namespace tandem
