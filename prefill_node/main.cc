@@ -1,0 +1,91 @@
+// prefill_node: a Tandem prefill worker. Flags configure it; RunPrefillNode
+// serves until SIGINT or SIGTERM.
+#include <cstdlib>
+#include <string>
+#include <vector>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/flags/usage_config.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_split.h"
+#include "glog/logging.h"
+#include "kvstore/byte_size.h"
+#include "prefill_node/prefill_node.h"
+
+ABSL_FLAG(std::string, listen, "127.0.0.1:50071",
+          "host:port to serve on; port 0 picks a free port");
+ABSL_FLAG(std::string, address_file, "",
+          "if set, the bound host:port is written to this file once serving");
+ABSL_FLAG(std::string, router, "",
+          "router host:port to send heartbeats to; empty: none");
+ABSL_FLAG(std::string, worker_id, "",
+          "this worker's id in heartbeats; empty: prefill@<address>");
+ABSL_FLAG(std::string, advertise_address, "",
+          "host:port the router dials to reach this worker; empty: the "
+          "bound address");
+ABSL_FLAG(std::string, model, "models/fortune", "model directory");
+ABSL_FLAG(std::string, model_name, "",
+          "model name reported to the router; empty: the directory's name");
+ABSL_FLAG(std::string, kvstore, "",
+          "KV store nodes, comma-separated host:port list (required)");
+ABSL_FLAG(absl::Duration, kvstore_timeout, absl::Seconds(5),
+          "deadline of each KV store rpc");
+ABSL_FLAG(int, threads, 0, "engine threads; 0: one per core");
+ABSL_FLAG(int, block_size, 16, "tokens per KV block");
+ABSL_FLAG(tandem::ByteSize, kv_cache_bytes,
+          tandem::ByteSize{uint64_t{512} << 20},
+          "memory for the KV cache, e.g. 512MiB or 2GiB");
+ABSL_FLAG(int, max_batch_tokens, 2048,
+          "most prompt tokens computed in one step; longer prompts are "
+          "prefilled in chunks over several steps");
+ABSL_FLAG(int, max_batch_sequences, 64, "most sequences computed in one step");
+ABSL_FLAG(int, max_queued_requests, 1024,
+          "requests accepted and not yet answered, at most; beyond it new "
+          "requests get RESOURCE_EXHAUSTED");
+ABSL_FLAG(int, io_threads, 2,
+          "threads that read blocks from the store, and as many that write");
+ABSL_FLAG(int, verbosity, 0,
+          "verbose log level: 1 logs every step, 2 every block");
+
+int main(int argc, char** argv) {
+  absl::SetProgramUsageMessage(
+      "Serves a Tandem prefill worker (tandem.v1.PrefillWorker).");
+  // --help lists the flags defined here.
+  absl::FlagsUsageConfig usage;
+  usage.contains_help_flags = [](absl::string_view file) {
+    return absl::EndsWith(file, "prefill_node/main.cc");
+  };
+  usage.contains_helpshort_flags = usage.contains_help_flags;
+  absl::SetFlagsUsageConfig(usage);
+  absl::ParseCommandLine(argc, argv);
+  FLAGS_logtostderr = true;
+  FLAGS_v = absl::GetFlag(FLAGS_verbosity);
+  google::InitGoogleLogging(argv[0]);
+
+  tandem::PrefillNodeOptions options;
+  options.listen = absl::GetFlag(FLAGS_listen);
+  options.address_file = absl::GetFlag(FLAGS_address_file);
+  options.router = absl::GetFlag(FLAGS_router);
+  options.worker_id = absl::GetFlag(FLAGS_worker_id);
+  options.advertise_address = absl::GetFlag(FLAGS_advertise_address);
+  options.model_dir = absl::GetFlag(FLAGS_model);
+  options.model_name = absl::GetFlag(FLAGS_model_name);
+  options.kvstore =
+      absl::StrSplit(absl::GetFlag(FLAGS_kvstore), ',', absl::SkipWhitespace());
+  options.kvstore_timeout = absl::GetFlag(FLAGS_kvstore_timeout);
+  options.threads = absl::GetFlag(FLAGS_threads);
+  options.block_size = absl::GetFlag(FLAGS_block_size);
+  options.kv_cache_bytes = absl::GetFlag(FLAGS_kv_cache_bytes).bytes;
+  options.max_batch_tokens = absl::GetFlag(FLAGS_max_batch_tokens);
+  options.max_batch_sequences = absl::GetFlag(FLAGS_max_batch_sequences);
+  options.max_queued_requests = absl::GetFlag(FLAGS_max_queued_requests);
+  options.io_threads = absl::GetFlag(FLAGS_io_threads);
+  const absl::Status status = tandem::RunPrefillNode(options);
+  if (!status.ok()) {
+    LOG(ERROR) << "prefill node failed status=" << status;
+    return EXIT_FAILURE;
+  }
+  return EXIT_SUCCESS;
+}

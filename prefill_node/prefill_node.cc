@@ -1,0 +1,140 @@
+#include "prefill_node/prefill_node.h"
+
+#include <signal.h>
+
+#include <chrono>
+#include <cstring>
+#include <filesystem>
+#include <memory>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "engine/model.h"
+#include "engine/status_macros.h"
+#include "glog/logging.h"
+#include "kvstore/kvstore_client.h"
+#include "prefill_node/block_store_link.h"
+#include "prefill_node/prefill_engine.h"
+#include "prefill_node/prefill_service.h"
+#include "prefill_node/prefill_worker.h"
+#include "service/heartbeat.h"
+#include "service/server.h"
+
+namespace tandem {
+namespace {
+
+absl::Status CheckOptions(const PrefillNodeOptions& options) {
+  if (options.model_dir.empty()) {
+    return absl::InvalidArgumentError("--model is required");
+  }
+  if (options.kvstore.empty()) {
+    return absl::InvalidArgumentError(
+        "--kvstore is required (host:port of every store node)");
+  }
+  return absl::OkStatus();
+}
+
+std::string ModelName(const PrefillNodeOptions& options) {
+  if (!options.model_name.empty()) return options.model_name;
+  std::filesystem::path dir(options.model_dir);
+  if (!dir.has_filename()) dir = dir.parent_path();
+  return dir.filename().string();
+}
+
+// Blocks SIGINT and SIGTERM for this thread and those it starts later, and
+// returns the set to wait on.
+sigset_t BlockStopSignals() {
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  return signals;
+}
+
+absl::StatusOr<std::unique_ptr<PrefillEngine>> LoadEngine(
+    const PrefillNodeOptions& options) {
+  TANDEM_ASSIGN_OR_RETURN(
+      std::unique_ptr<Model> model,
+      Model::Load(options.model_dir, ModelOptions{.threads = options.threads}));
+  return PrefillEngine::Create(
+      std::move(model), options.kv_cache_bytes,
+      PrefillSchedulerLimits{
+          .block_size = options.block_size,
+          .max_batch_tokens = options.max_batch_tokens,
+          .max_batch_sequences = options.max_batch_sequences});
+}
+
+absl::StatusOr<std::unique_ptr<BlockStoreLink>> ConnectStore(
+    const PrefillNodeOptions& options) {
+  KvStoreClientOptions client_options;
+  client_options.nodes = options.kvstore;
+  client_options.timeout = options.kvstore_timeout;
+  TANDEM_ASSIGN_OR_RETURN(std::unique_ptr<KvStoreClient> client,
+                          KvStoreClient::Create(client_options));
+  return LinkKvStoreClient(std::move(client));
+}
+
+}  // namespace
+
+absl::Status RunPrefillNode(const PrefillNodeOptions& options) {
+  const sigset_t stop_signals = BlockStopSignals();
+  TANDEM_RETURN_IF_ERROR(CheckOptions(options));
+  TANDEM_ASSIGN_OR_RETURN(std::unique_ptr<BlockStoreLink> store,
+                          ConnectStore(options));
+  TANDEM_ASSIGN_OR_RETURN(std::unique_ptr<PrefillEngine> engine,
+                          LoadEngine(options));
+  TANDEM_ASSIGN_OR_RETURN(
+      std::unique_ptr<PrefillWorker> worker,
+      PrefillWorker::Create(
+          std::move(engine), store.get(),
+          PrefillWorkerOptions{
+              .max_queued_requests = options.max_queued_requests,
+              .io_threads = options.io_threads}));
+  const std::string model_name = ModelName(options);
+  PrefillService service(worker.get(), model_name, options.max_batch_sequences);
+  TANDEM_ASSIGN_OR_RETURN(StartedServer server,
+                          StartServer(options.listen, {&service}));
+  TANDEM_RETURN_IF_ERROR(
+      WriteAddressFile(options.address_file, server.address));
+
+  const Fingerprint& fingerprint = worker->served().fingerprint;
+  const v1::WorkerLoad load = service.CurrentLoad();
+  LOG(INFO) << "prefill node serving address=" << server.address
+            << " model=" << model_name
+            << absl::StrFormat(" fingerprint=%016x%016x", fingerprint.words[1],
+                               fingerprint.words[0])
+            << " block_size=" << options.block_size
+            << " kv_blocks=" << load.total_blocks()
+            << " max_batch_tokens=" << options.max_batch_tokens
+            << " kvstore=" << absl::StrJoin(options.kvstore, ",")
+            << " router=" << (options.router.empty() ? "-" : options.router);
+
+  std::unique_ptr<HeartbeatSender> heartbeat;
+  if (!options.router.empty()) {
+    const std::string address = options.advertise_address.empty()
+                                    ? server.address
+                                    : options.advertise_address;
+    const std::string id = options.worker_id.empty()
+                               ? absl::StrCat("prefill@", address)
+                               : options.worker_id;
+    heartbeat = std::make_unique<HeartbeatSender>(
+        options.router, id, address,
+        [&service] { return service.CurrentLoad(); });
+    heartbeat->Start();
+  }
+
+  int signal_number = 0;
+  sigwait(&stop_signals, &signal_number);
+  LOG(INFO) << "prefill node stopping signal=" << strsignal(signal_number);
+  heartbeat.reset();
+  server.server->Shutdown(std::chrono::system_clock::now() +
+                          std::chrono::seconds(2));
+  server.server->Wait();
+  worker.reset();
+  return absl::OkStatus();
+}
+
+}  // namespace tandem
