@@ -80,13 +80,22 @@ void PutCall::OnDone(const grpc::Status& status) {
 // --- GetCall ---
 
 GetCall::GetCall(const CallTarget& target, const BlockKey& key,
-                 uint64_t max_block_bytes, absl::StatusOr<std::string>* result)
+                 uint64_t max_block_bytes, SharedMemoryPool* shared_memory,
+                 absl::StatusOr<std::string>* result)
     : target_(target),
       key_(key),
       max_block_bytes_(max_block_bytes),
-      result_(result) {
+      result_(result),
+      shared_memory_(shared_memory) {
   context_.set_deadline(absl::ToChronoTime(target.deadline));
   ToProto(key, request_.mutable_key());
+  if (shared_memory != nullptr) slot_ = shared_memory->TryAcquire();
+  if (slot_.has_value()) {
+    v1::SharedMemorySlot* slot = request_.mutable_shared_memory();
+    slot->set_name(shared_memory->name());
+    slot->set_offset(slot_->offset);
+    slot->set_capacity(slot_->capacity);
+  }
   target.stub->async()->Get(&context_, &request_, this);
   StartRead(&response_);
   StartCall();
@@ -118,6 +127,7 @@ absl::Status GetCall::Absorb() {
           absl::StrCat("sent a block of ", info_.total_bytes,
                        " bytes, above max_block_bytes ", max_block_bytes_));
     }
+    if (response_.in_shared_memory()) return AbsorbSlot();
     if (response_.data().size() == info_.total_bytes) {
       bytes_ = std::move(*response_.mutable_data());  // the whole block
       return absl::OkStatus();
@@ -132,6 +142,20 @@ absl::Status GetCall::Absorb() {
         "sent more than the block's total_bytes ", info_.total_bytes));
   }
   bytes_.append(response_.data());
+  return absl::OkStatus();
+}
+
+absl::Status GetCall::AbsorbSlot() {
+  if (!slot_.has_value()) {
+    return absl::FailedPreconditionError(
+        "answered through shared memory it was not offered");
+  }
+  if (info_.total_bytes > slot_->capacity || !response_.data().empty()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "answered through shared memory with a block of ", info_.total_bytes,
+        " bytes and ", response_.data().size(), " bytes of data"));
+  }
+  bytes_.assign(slot_->data, info_.total_bytes);
   return absl::OkStatus();
 }
 
@@ -157,6 +181,7 @@ absl::StatusOr<std::string> GetCall::Result(const grpc::Status& status) {
 
 void GetCall::OnDone(const grpc::Status& status) {
   *result_ = Result(status);
+  if (slot_.has_value()) shared_memory_->Release(*slot_);
   target_.limiter->Release();
 }
 

@@ -10,6 +10,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <string>
 
 #include "absl/base/thread_annotations.h"
@@ -20,6 +21,7 @@
 #include "absl/time/time.h"
 #include "grpcpp/grpcpp.h"
 #include "kvstore/block_info.h"
+#include "kvstore/shared_memory.h"
 #include "proto/kvstore.grpc.pb.h"
 
 namespace tandem::kvstore_internal {
@@ -87,11 +89,13 @@ class PutCall final : public grpc::ClientWriteReactor<v1::PutRequest> {
 
 // Reads one block from a node and checks it against its info: the key
 // asked for, at most max_block_bytes, exactly total_bytes, the checksum.
-// REQUIRES: `result` outlives the call.
+// Offers the node a slot of `shared_memory` unless it is null or has none
+// free. REQUIRES: `result` and `shared_memory` outlive the call.
 class GetCall final : public grpc::ClientReadReactor<v1::GetResponse> {
  public:
   GetCall(const CallTarget& target, const BlockKey& key,
-          uint64_t max_block_bytes, absl::StatusOr<std::string>* result);
+          uint64_t max_block_bytes, SharedMemoryPool* shared_memory,
+          absl::StatusOr<std::string>* result);
 
   void OnReadDone(bool ok) override;
   void OnDone(const grpc::Status& status) override;
@@ -100,12 +104,16 @@ class GetCall final : public grpc::ClientReadReactor<v1::GetResponse> {
   // Takes in one reply message; FailedPrecondition if it breaks the
   // protocol.
   absl::Status Absorb();
+  // Takes the block from the shared memory slot the node wrote it into.
+  absl::Status AbsorbSlot();
   absl::StatusOr<std::string> Result(const grpc::Status& status);
 
   const CallTarget target_;
   const BlockKey key_;
   const uint64_t max_block_bytes_;
   absl::StatusOr<std::string>* const result_;
+  SharedMemoryPool* const shared_memory_;
+  std::optional<SharedMemoryPool::Slot> slot_;  // lent to the node
   bool have_info_ = false;
   BlockInfo info_;
   std::string bytes_;

@@ -7,6 +7,7 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "engine/status_macros.h"
+#include "glog/logging.h"
 #include "kvstore/client_calls.h"
 #include "kvstore/kvstore_proto.h"
 #include "kvstore/kvstore_service.h"
@@ -23,6 +24,7 @@ using kvstore_internal::UnaryCall;
 
 struct KvStoreClient::Node {
   std::string address;
+  bool same_host = false;
   std::shared_ptr<grpc::Channel> channel;
   std::unique_ptr<v1::KvStore::Stub> stub;
 };
@@ -65,6 +67,10 @@ absl::Status CheckOptions(const KvStoreClientOptions& options) {
         "kvstore client timeout, chunk_bytes, max_in_flight and "
         "max_block_bytes must be positive");
   }
+  if (options.shared_memory && options.shared_memory_slot_bytes == 0) {
+    return absl::InvalidArgumentError(
+        "kvstore client shared_memory_slot_bytes must be positive");
+  }
   if (options.chunk_bytes > kMaxChunkBytes) {
     return absl::InvalidArgumentError(absl::StrCat(
         "kvstore client chunk_bytes must be at most ", kMaxChunkBytes));
@@ -92,13 +98,31 @@ absl::StatusOr<std::unique_ptr<KvStoreClient>> KvStoreClient::Create(
   for (const std::string& address : options.nodes) {
     auto node = std::make_unique<Node>();
     node->address = address;
+    node->same_host = IsLoopbackAddress(address);
     node->channel = grpc::CreateCustomChannel(
         address, grpc::InsecureChannelCredentials(), args);
     node->stub = v1::KvStore::NewStub(node->channel);
     client->node_seeds_.push_back(NodeSeed(address));
     client->nodes_.push_back(std::move(node));
   }
+  client->StartSharedMemory();
   return client;
+}
+
+void KvStoreClient::StartSharedMemory() {
+  const bool any_same_host = std::any_of(
+      nodes_.begin(), nodes_.end(),
+      [](const std::unique_ptr<Node>& node) { return node->same_host; });
+  if (!options_.shared_memory || !any_same_host) return;
+  absl::StatusOr<std::unique_ptr<SharedMemoryPool>> pool =
+      SharedMemoryPool::Create(options_.max_in_flight,
+                               options_.shared_memory_slot_bytes);
+  if (!pool.ok()) {
+    LOG(WARNING) << "kvstore client streams every get, no shared memory "
+                 << "status=" << pool.status();
+    return;
+  }
+  shared_memory_ = std::move(*pool);
 }
 
 const std::string& KvStoreClient::NodeFor(const BlockKey& key) const {
@@ -163,7 +187,8 @@ std::vector<absl::StatusOr<std::string>> KvStoreClient::GetMany(
     calls.push_back(std::make_unique<GetCall>(
         CallTarget{node.stub.get(), &node.address,
                    absl::Now() + options_.timeout, &limiter},
-        keys[i], options_.max_block_bytes, &results[i]));
+        keys[i], options_.max_block_bytes,
+        node.same_host ? shared_memory_.get() : nullptr, &results[i]));
   }
   limiter.WaitForAll();
   return results;
@@ -248,8 +273,10 @@ absl::StatusOr<std::vector<KvStoreNodeStats>> KvStoreClient::Stats() {
   std::vector<KvStoreNodeStats> stats;
   for (size_t n = 0; n < nodes_.size(); ++n) {
     TANDEM_RETURN_IF_ERROR(FromNode(nodes_[n]->address, calls[n]->status));
-    stats.push_back(KvStoreNodeStats{.address = nodes_[n]->address,
-                                     .stats = FromProto(calls[n]->response)});
+    stats.push_back(KvStoreNodeStats{
+        .address = nodes_[n]->address,
+        .stats = FromProto(calls[n]->response),
+        .shared_memory_gets = calls[n]->response.shared_memory_gets()});
   }
   return stats;
 }

@@ -5,7 +5,9 @@
 //
 // Batch calls run their rpcs concurrently (up to max_in_flight at a time)
 // and group key queries into one rpc per node, keeping each node's keys in
-// the order given. Every rpc carries a deadline of options.timeout.
+// the order given. Every rpc carries a deadline of options.timeout. Gets
+// from a node on the same host receive the block through shared memory
+// when they can (options.shared_memory).
 //
 // Status codes, besides those named per call:
 //   Unavailable       a node is down or unreachable; the message names its
@@ -34,6 +36,7 @@
 #include "absl/types/span.h"
 #include "engine/block_key.h"
 #include "kvstore/block_store.h"
+#include "kvstore/shared_memory.h"
 
 namespace tandem {
 
@@ -48,12 +51,19 @@ struct KvStoreClientOptions {
   int max_in_flight = 32;
   // Largest block a Get accepts from a node.
   uint64_t max_block_bytes = uint64_t{64} << 20;
+  // Gets from nodes on this host (loopback addresses) offer a slot of a
+  // shared memory pool (kvstore/shared_memory.h) of max_in_flight slots of
+  // this many bytes; larger blocks, and Gets that find every slot in use,
+  // stream over the socket. False turns the pool off.
+  bool shared_memory = true;
+  uint64_t shared_memory_slot_bytes = uint64_t{2} << 20;
 };
 
 // One node's counters.
 struct KvStoreNodeStats {
   std::string address;
   BlockStoreStats stats;
+  uint64_t shared_memory_gets = 0;  // Gets answered through shared memory
 };
 
 class KvStoreClient {
@@ -106,6 +116,8 @@ class KvStoreClient {
   struct Node;
   class Calls;
   explicit KvStoreClient(const KvStoreClientOptions& options);
+  // Creates shared_memory_ if the options and the nodes call for it.
+  void StartSharedMemory();
 
   // The keys of `keys` grouped by node: for each node, the indices into
   // `keys` of the keys it holds, in order. InvalidArgument if a node gets
@@ -116,6 +128,8 @@ class KvStoreClient {
   const KvStoreClientOptions options_;
   std::vector<uint64_t> node_seeds_;
   std::vector<std::unique_ptr<Node>> nodes_;
+  // Null unless a node is on this host and options_.shared_memory is set.
+  std::unique_ptr<SharedMemoryPool> shared_memory_;
 };
 
 }  // namespace tandem

@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "glog/logging.h"
 #include "kvstore/kvstore_proto.h"
+#include "kvstore/shared_memory.h"
 #include "service/grpc_status.h"
 
 namespace tandem {
@@ -110,10 +111,13 @@ class PutReactor final : public grpc::ServerReadReactor<v1::PutRequest> {
   std::unique_ptr<BlockWriter> writer_;
 };
 
-// Streams one pinned block in chunks; the pin goes when the call is done.
+// Sends one pinned block: into the client's shared memory slot if it
+// offers one that works, else streamed in chunks. The pin goes when the call
+// is done.
 class GetReactor final : public grpc::ServerWriteReactor<v1::GetResponse> {
  public:
   GetReactor(BlockStore* store, size_t chunk_bytes,
+             std::atomic<uint64_t>* shared_memory_gets,
              const v1::GetRequest& request)
       : chunk_bytes_(chunk_bytes) {
     absl::StatusOr<PinnedBlock> block =
@@ -127,6 +131,12 @@ class GetReactor final : public grpc::ServerWriteReactor<v1::GetResponse> {
     }
     block_.emplace(std::move(*block));
     ToProto(block_->info(), response_.mutable_info());
+    if (request.has_shared_memory() && WriteToSlot(request.shared_memory())) {
+      shared_memory_gets->fetch_add(1, std::memory_order_relaxed);
+      response_.set_in_shared_memory(true);
+      StartWriteAndFinish(&response_, grpc::WriteOptions(), grpc::Status::OK);
+      return;
+    }
     WriteNextChunk();
   }
 
@@ -142,6 +152,18 @@ class GetReactor final : public grpc::ServerWriteReactor<v1::GetResponse> {
   void OnDone() override { delete this; }
 
  private:
+  // True if the block is now in the slot; on failure the block is streamed
+  // instead.
+  bool WriteToSlot(const v1::SharedMemorySlot& slot) {
+    const absl::Status status = WriteToSharedMemory(
+        slot.name(), slot.offset(), slot.capacity(), block_->bytes());
+    if (!status.ok()) {
+      VLOG(1) << "get key=" << block_->info().key
+              << " streams instead of shared memory status=" << status;
+    }
+    return status.ok();
+  }
+
   void WriteNextChunk() {
     const absl::string_view bytes = block_->bytes();
     const size_t size = std::min(chunk_bytes_, bytes.size() - offset_);
@@ -198,7 +220,7 @@ grpc::ServerReadReactor<v1::PutRequest>* KvStoreService::Put(
 
 grpc::ServerWriteReactor<v1::GetResponse>* KvStoreService::Get(
     grpc::CallbackServerContext* context, const v1::GetRequest* request) {
-  return new GetReactor(store_, chunk_bytes_, *request);
+  return new GetReactor(store_, chunk_bytes_, &shared_memory_gets_, *request);
 }
 
 grpc::ServerUnaryReactor* KvStoreService::Exists(
@@ -221,6 +243,8 @@ grpc::ServerUnaryReactor* KvStoreService::Stats(
     grpc::CallbackServerContext* context, const v1::StatsRequest* request,
     v1::StatsResponse* response) {
   ToProto(store_->Stats(), response);
+  response->set_shared_memory_gets(
+      shared_memory_gets_.load(std::memory_order_relaxed));
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   reactor->Finish(grpc::Status::OK);
   return reactor;

@@ -3,13 +3,17 @@
 // store's absl::Status becomes a grpc::Status; proto/kvstore.proto lists
 // the codes each rpc returns.
 //
+// Gets from clients on the node's host may take the shared memory path of
+// kvstore/shared_memory.h.
+//
 // Thread-safety: gRPC calls the service from many threads at once; the
-// service keeps no state of its own besides the store, which is
-// thread-safe.
+// store is thread-safe and the service's own counter is atomic.
 #ifndef TANDEM_KVSTORE_KVSTORE_SERVICE_H_
 #define TANDEM_KVSTORE_KVSTORE_SERVICE_H_
 
+#include <atomic>
 #include <cstddef>
+#include <cstdint>
 
 #include "grpcpp/grpcpp.h"
 #include "kvstore/block_store.h"
@@ -49,6 +53,7 @@ class KvStoreService final : public v1::KvStore::CallbackService {
  private:
   BlockStore* const store_;
   const size_t chunk_bytes_;
+  std::atomic<uint64_t> shared_memory_gets_{0};
 };
 
 }  // namespace tandem

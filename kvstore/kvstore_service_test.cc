@@ -38,6 +38,7 @@ class KvStoreServiceTest : public ::testing::Test {
     client_options.nodes = {server_->address()};
     client_options.chunk_bytes = 64;
     client_options.timeout = absl::Seconds(5);
+    client_options.shared_memory = false;  // every Get streams
     client_ = KvStoreClient::Create(client_options).value();
     stub_ = v1::KvStore::NewStub(grpc::CreateChannel(
         server_->address(), grpc::InsecureChannelCredentials()));
@@ -270,6 +271,42 @@ TEST_F(KvStoreServiceTest, ManyConcurrentGetsAllReturnTheirBlocks) {
     ASSERT_TRUE(got[i].ok()) << got[i].status();
     EXPECT_EQ(*got[i], blocks[i]);
   }
+}
+
+TEST_F(KvStoreServiceTest, SameHostGetsGoThroughSharedMemory) {
+  KvStoreClientOptions options;
+  options.nodes = {server_->address()};
+  options.shared_memory_slot_bytes = 4096;
+  std::unique_ptr<KvStoreClient> client =
+      KvStoreClient::Create(options).value();
+  std::vector<BlockKey> keys;
+  for (uint64_t i = 0; i < 8; ++i) {
+    ASSERT_TRUE(client->Put(SmallBlock(i)).ok());
+    keys.push_back(TestKey(i));
+  }
+  std::vector<absl::StatusOr<std::string>> got = client->GetMany(keys);
+  for (uint64_t i = 0; i < 8; ++i) {
+    ASSERT_TRUE(got[i].ok()) << got[i].status();
+    EXPECT_EQ(*got[i], SmallBlock(i));
+  }
+  EXPECT_EQ(client->Stats().value()[0].shared_memory_gets, 8u);
+}
+
+TEST_F(KvStoreServiceTest, BlockLargerThanTheSlotIsStreamed) {
+  KvStoreClientOptions options;
+  options.nodes = {server_->address()};
+  options.shared_memory_slot_bytes = 100;  // a small block is 352 bytes
+  std::unique_ptr<KvStoreClient> client =
+      KvStoreClient::Create(options).value();
+  ASSERT_TRUE(client->Put(SmallBlock(1)).ok());
+  EXPECT_EQ(client->Get(TestKey(1)).value(), SmallBlock(1));
+  EXPECT_EQ(client->Stats().value()[0].shared_memory_gets, 0u);
+}
+
+TEST_F(KvStoreServiceTest, StreamingClientNeverUsesSharedMemory) {
+  ASSERT_TRUE(client_->Put(SmallBlock(1)).ok());
+  ASSERT_TRUE(client_->Get(TestKey(1)).ok());
+  EXPECT_EQ(client_->Stats().value()[0].shared_memory_gets, 0u);
 }
 
 TEST(KvStoreClientTest, RejectsBadOptions) {
