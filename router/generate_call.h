@@ -1,0 +1,108 @@
+// One Router.Generate call: validate, look up the cached prefix, prefill on
+// one worker, decode on another, and relay the decode stream to the client.
+//
+// The reactor streams replies to the client; the blocking work (the store
+// lookup, the prefill call, reading the decode stream) runs on a thread of
+// its own, so gRPC's callback threads never block. Replies that arrive
+// while the client has not taken the previous one are merged into one, so a
+// slow client never holds back the decode worker.
+//
+// Cancellation: when the client cancels or its deadline passes, the worker
+// call in progress is cancelled at once, which makes the decode worker free
+// the sequence's blocks. Worker calls carry the client's deadline.
+#ifndef TANDEM_ROUTER_GENERATE_CALL_H_
+#define TANDEM_ROUTER_GENERATE_CALL_H_
+
+#include <string>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "grpcpp/grpcpp.h"
+#include "proto/generate.pb.h"
+#include "proto/worker.grpc.pb.h"
+#include "router/request_validation.h"
+#include "router/router_core.h"
+
+namespace tandem {
+
+class GenerateCall final
+    : public grpc::ServerWriteReactor<v1::GenerateResponse> {
+ public:
+  // Starts serving `request` on `context`. The call owns itself and is
+  // deleted once gRPC is done with it and its thread has ended. `core`
+  // must outlive every call (RouterCore::WaitIdle tells when none is left).
+  static GenerateCall* Start(RouterCore* core,
+                             grpc::CallbackServerContext* context,
+                             const v1::GenerateRequest* request);
+
+  void OnWriteDone(bool ok) override;
+  void OnCancel() override;
+  void OnDone() override;
+
+ private:
+  // What the request's log line reports.
+  struct Outcome {
+    int prompt_tokens = 0;
+    int cached_tokens = 0;
+    int completion_tokens = 0;
+    double ttft_ms = 0;
+    std::string prefill_worker = "-";
+    std::string decode_worker = "-";
+    v1::FinishReason finish = v1::FINISH_REASON_UNSPECIFIED;
+  };
+
+  GenerateCall(RouterCore* core, grpc::CallbackServerContext* context,
+               const v1::GenerateRequest* request);
+
+  // The thread's body.
+  void Run();
+  absl::Status Serve();
+  absl::Status Prefill(const ClusterView& view, v1::PrefillResponse* response);
+  absl::Status Decode(const v1::PrefillResponse& prefill);
+  // Reads the decode stream until it ends; OK once a finish reason came.
+  absl::Status Relay(grpc::ClientReaderInterface<v1::DecodeResponse>& reader);
+  // A worker call's failure as the client should see it.
+  absl::Status WorkerError(const char* role, const WorkerState& worker,
+                           const grpc::Status& status);
+
+  // Streams `reply` to the client (merged with any not yet sent).
+  void Send(v1::GenerateResponse reply) ABSL_LOCKS_EXCLUDED(mu_);
+  // Ends the call once every reply is written.
+  void FinishWith(const absl::Status& status) ABSL_LOCKS_EXCLUDED(mu_);
+  // Registers the worker call to cancel with the client's; false if the
+  // client already cancelled.
+  bool BeginWorkerCall(grpc::ClientContext* context) ABSL_LOCKS_EXCLUDED(mu_);
+  void EndWorkerCall() ABSL_LOCKS_EXCLUDED(mu_);
+  bool cancelled() ABSL_LOCKS_EXCLUDED(mu_);
+  void LogOutcome(const absl::Status& status) const;
+
+  RouterCore* const core_;
+  grpc::CallbackServerContext* const context_;
+  const v1::GenerateRequest* const request_proto_;
+  const absl::Time start_;
+
+  // Used by the thread only.
+  ValidatedRequest request_;
+  Outcome outcome_;
+
+  absl::Mutex mu_;
+  bool writing_ ABSL_GUARDED_BY(mu_) = false;
+  bool write_failed_ ABSL_GUARDED_BY(mu_) = false;
+  // The reply being written: set under mu_ while no write is in flight,
+  // then read by gRPC until OnWriteDone.
+  v1::GenerateResponse out_;
+  bool has_pending_ ABSL_GUARDED_BY(mu_) = false;
+  v1::GenerateResponse pending_ ABSL_GUARDED_BY(mu_);
+  bool finish_wanted_ ABSL_GUARDED_BY(mu_) = false;
+  grpc::Status final_status_ ABSL_GUARDED_BY(mu_);
+  bool cancelled_ ABSL_GUARDED_BY(mu_) = false;
+  grpc::ClientContext* worker_call_ ABSL_GUARDED_BY(mu_) = nullptr;
+  bool done_ ABSL_GUARDED_BY(mu_) = false;         // OnDone ran
+  bool thread_done_ ABSL_GUARDED_BY(mu_) = false;  // Run returned
+};
+
+}  // namespace tandem
+
+#endif  // TANDEM_ROUTER_GENERATE_CALL_H_

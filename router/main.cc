@@ -1,0 +1,72 @@
+// router: the public entry point of a Tandem cluster. Flags configure it;
+// RunRouter serves until SIGINT or SIGTERM.
+#include <cstdlib>
+#include <string>
+#include <vector>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/strings/str_split.h"
+#include "absl/time/time.h"
+#include "glog/logging.h"
+#include "router/router_server.h"
+
+ABSL_FLAG(std::string, listen, "127.0.0.1:50051",
+          "host:port to serve the Router and Membership services on; port 0 "
+          "picks a free port");
+ABSL_FLAG(std::string, address_file, "",
+          "if set, the bound host:port is written to this file once serving");
+ABSL_FLAG(std::string, model, "models/fortune",
+          "model directory; only config.json and the tokenizer are read");
+ABSL_FLAG(std::string, model_id, "",
+          "the model's name in the API; empty: the directory's base name");
+ABSL_FLAG(std::vector<std::string>, kvstore, {},
+          "comma-separated host:port of every KV store node, for prefix "
+          "lookups");
+ABSL_FLAG(std::vector<std::string>, prefill_workers, {},
+          "comma-separated host:port of prefill workers to poll with Load "
+          "(besides those that send heartbeats)");
+ABSL_FLAG(std::vector<std::string>, decode_workers, {},
+          "comma-separated host:port of decode workers to poll with Load "
+          "(besides those that send heartbeats)");
+ABSL_FLAG(absl::Duration, worker_expiry, absl::Seconds(3),
+          "a worker not heard from for this long leaves rotation");
+ABSL_FLAG(absl::Duration, poll_interval, absl::Seconds(1),
+          "how often listed workers are polled");
+ABSL_FLAG(int, max_inflight, 256,
+          "most Generate requests in flight; more get RESOURCE_EXHAUSTED");
+ABSL_FLAG(absl::Duration, store_timeout, absl::Seconds(2),
+          "deadline of a prefix lookup in the KV store");
+ABSL_FLAG(int, verbosity, 0,
+          "verbose log level: 1 logs failed store lookups and worker polls");
+
+int main(int argc, char** argv) {
+  absl::SetProgramUsageMessage(
+      "Serves Tandem's public API (tandem.v1.Router) and worker membership "
+      "(tandem.v1.Membership), placing each request's prefill and decode on "
+      "workers.");
+  absl::ParseCommandLine(argc, argv);
+  FLAGS_logtostderr = true;
+  FLAGS_v = absl::GetFlag(FLAGS_verbosity);
+  google::InitGoogleLogging(argv[0]);
+
+  tandem::RouterOptions options;
+  options.listen = absl::GetFlag(FLAGS_listen);
+  options.address_file = absl::GetFlag(FLAGS_address_file);
+  options.model_dir = absl::GetFlag(FLAGS_model);
+  options.model_id = absl::GetFlag(FLAGS_model_id);
+  options.kvstore_nodes = absl::GetFlag(FLAGS_kvstore);
+  options.prefill_workers = absl::GetFlag(FLAGS_prefill_workers);
+  options.decode_workers = absl::GetFlag(FLAGS_decode_workers);
+  options.worker_expiry = absl::GetFlag(FLAGS_worker_expiry);
+  options.poll_interval = absl::GetFlag(FLAGS_poll_interval);
+  options.max_inflight = absl::GetFlag(FLAGS_max_inflight);
+  options.store_timeout = absl::GetFlag(FLAGS_store_timeout);
+  const absl::Status status = tandem::RunRouter(options);
+  if (!status.ok()) {
+    LOG(ERROR) << "router failed status=" << status;
+    return EXIT_FAILURE;
+  }
+  return EXIT_SUCCESS;
+}

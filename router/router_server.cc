@@ -1,0 +1,172 @@
+#include "router/router_server.h"
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "engine/status_macros.h"
+#include "glog/logging.h"
+#include "grpcpp/health_check_service_interface.h"
+#include "service/server.h"
+
+namespace tandem {
+namespace {
+
+absl::Status CheckOptions(const RouterOptions& options) {
+  if (options.max_inflight < 1) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "max_inflight must be at least 1, got ", options.max_inflight));
+  }
+  if (options.worker_expiry <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("worker_expiry must be positive");
+  }
+  if (options.poll_interval <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("poll_interval must be positive");
+  }
+  if (options.store_timeout <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("store_timeout must be positive");
+  }
+  for (const std::vector<std::string>* list :
+       {&options.kvstore_nodes, &options.prefill_workers,
+        &options.decode_workers}) {
+    for (const std::string& address : *list) {
+      const size_t colon = address.rfind(':');
+      if (colon == std::string::npos || colon == 0 ||
+          colon + 1 == address.size()) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "worker or store address '", address, "' is not host:port"));
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::unique_ptr<KvStoreClient>> MakeStoreClient(
+    const RouterOptions& options) {
+  if (options.kvstore_nodes.empty()) return nullptr;
+  KvStoreClientOptions store;
+  store.nodes = options.kvstore_nodes;
+  store.timeout = options.store_timeout;
+  return KvStoreClient::Create(store);
+}
+
+sigset_t BlockStopSignals() {
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  return signals;
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<RouterServer>> RouterServer::Start(
+    const RouterOptions& options) {
+  TANDEM_RETURN_IF_ERROR(CheckOptions(options));
+  TANDEM_ASSIGN_OR_RETURN(ServedModel model,
+                          LoadServedModel(options.model_dir, options.model_id));
+  std::unique_ptr<RouterServer> router(new RouterServer());
+  TANDEM_ASSIGN_OR_RETURN(router->store_, MakeStoreClient(options));
+  PrefixLookup lookup;
+  if (router->store_ != nullptr) {
+    KvStoreClient* store = router->store_.get();
+    lookup = [store](absl::Span<const BlockKey> chain) {
+      return store->LongestPrefix(chain);
+    };
+  }
+  RouterCoreOptions core_options;
+  core_options.max_inflight = options.max_inflight;
+  core_options.worker_expiry = options.worker_expiry;
+  router->core_ = std::make_unique<RouterCore>(std::move(model), core_options,
+                                               std::move(lookup));
+  RouterCore* core = router->core_.get();
+  router->router_service_ = std::make_unique<RouterService>(core);
+  router->membership_service_ = std::make_unique<MembershipService>(core);
+  TANDEM_ASSIGN_OR_RETURN(
+      StartedServer started,
+      StartServer(options.listen, {router->router_service_.get(),
+                                   router->membership_service_.get()}));
+  router->server_ = std::move(started.server);
+  router->address_ = started.address;
+  router->server_->GetHealthCheckService()->SetServingStatus(
+      kRouterHealthService, false);
+  router->poller_ = std::make_unique<WorkerPoller>(
+      core, options.prefill_workers, options.decode_workers,
+      options.poll_interval);
+  router->poller_->Start();
+  router->health_thread_ = std::thread([r = router.get()] { r->HealthLoop(); });
+  return router;
+}
+
+RouterServer::~RouterServer() { Shutdown(absl::ZeroDuration()); }
+
+void RouterServer::HealthLoop() {
+  bool serving = false;
+  absl::MutexLock lock(&mu_);
+  do {
+    mu_.Unlock();
+    const ClusterView view = core_->registry().View();
+    const bool now_serving = !view.prefill.empty() && !view.decode.empty();
+    if (now_serving != serving) {
+      serving = now_serving;
+      server_->GetHealthCheckService()->SetServingStatus(kRouterHealthService,
+                                                         serving);
+      LOG(INFO) << "router " << (serving ? "ready" : "not ready")
+                << " prefill_workers=" << view.prefill.size()
+                << " decode_workers=" << view.decode.size()
+                << " excluded_workers=" << view.excluded;
+    }
+    mu_.Lock();
+  } while (!mu_.AwaitWithTimeout(absl::Condition(&stopping_),
+                                 absl::Milliseconds(200)));
+}
+
+void RouterServer::Shutdown(absl::Duration grace) {
+  {
+    absl::MutexLock lock(&mu_);
+    if (stopping_) return;
+    stopping_ = true;
+  }
+  if (health_thread_.joinable()) health_thread_.join();
+  poller_.reset();
+  if (server_ != nullptr) {
+    server_->Shutdown(absl::ToChronoTime(absl::Now() + grace));
+    server_->Wait();
+  }
+  // Calls cancelled by the shutdown finish their worker calls promptly.
+  if (core_ != nullptr) core_->WaitIdle();
+  server_.reset();
+}
+
+absl::Status RunRouter(const RouterOptions& options) {
+  const sigset_t stop_signals = BlockStopSignals();
+  TANDEM_ASSIGN_OR_RETURN(std::unique_ptr<RouterServer> router,
+                          RouterServer::Start(options));
+  const ServedModel& model = router->core().model();
+  LOG(INFO) << "router serving address=" << router->address()
+            << " model=" << model.id << " context=" << model.context()
+            << " vocab=" << model.config.vocab_size << " kvstore="
+            << (options.kvstore_nodes.empty()
+                    ? "-"
+                    : absl::StrJoin(options.kvstore_nodes, ","))
+            << " static_prefill=" << options.prefill_workers.size()
+            << " static_decode=" << options.decode_workers.size()
+            << " worker_expiry_s="
+            << absl::ToDoubleSeconds(options.worker_expiry)
+            << " max_inflight=" << options.max_inflight << " pid=" << getpid();
+  TANDEM_RETURN_IF_ERROR(
+      WriteAddressFile(options.address_file, router->address()));
+  int signal_number = 0;
+  sigwait(&stop_signals, &signal_number);
+  LOG(INFO) << "router stopping signal=" << strsignal(signal_number)
+            << " inflight=" << router->core().inflight();
+  router->Shutdown(absl::Seconds(2));
+  return absl::OkStatus();
+}
+
+}  // namespace tandem
