@@ -23,8 +23,8 @@ namespace tandem::testing {
 // Writes a random byte-level Llama model into `dir` (which must not exist
 // or be empty): vocab 258 (BOS 256, EOS 257), hidden 32, 2 layers, 2 query
 // heads sharing 1 KV head, context 256.
-inline absl::Status WriteTestModel(const std::filesystem::path& dir,
-                                   uint64_t seed = 7) {
+inline absl::Status WritePrefillTestModel(const std::filesystem::path& dir,
+                                          uint64_t seed = 7) {
   RandomModelFlags flags;
   flags.out = dir.string();
   flags.seed = seed;

@@ -125,7 +125,7 @@ class PrefillWorkerTest : public ::testing::Test {
     model_dir_ = new fs::path(fs::path(::testing::TempDir()) /
                               absl::StrCat("prefill_worker_test_", getpid()));
     fs::remove_all(*model_dir_);
-    ASSERT_TRUE(testing::WriteTestModel(*model_dir_).ok());
+    ASSERT_TRUE(testing::WritePrefillTestModel(*model_dir_).ok());
   }
   static void TearDownTestSuite() {
     fs::remove_all(*model_dir_);
