@@ -25,6 +25,9 @@ int RunGenerateCommand(absl::Span<char* const> args);
 // `tandem score FILE`: bits per byte of a text under a model.
 int RunScoreCommand(absl::Span<char* const> args);
 
+// `tandem health HOST:PORT`: a server's gRPC health; exit 0 if SERVING.
+int RunHealthCommand(absl::Span<char* const> args);
+
 // `tandem tokenize`: text on stdin to token ids, or ids back to text.
 int RunTokenizeCommand(absl::Span<char* const> args);
 

@@ -19,8 +19,13 @@
 #include "tools/cli_args.h"
 #include "tools/cli_common.h"
 #include "tools/commands.h"
+#include "tools/remote_generate.h"
 #include "tools/token_display.h"
 
+ABSL_FLAG(std::string, router, "",
+          "host:port of a running cluster's router: generate through it "
+          "instead of loading --model here (--model and --threads are "
+          "ignored)");
 ABSL_FLAG(std::string, prompt, "",
           "text to continue; empty starts from BOS alone (for the default "
           "model: a fresh fortune)");
@@ -64,7 +69,8 @@ const FlagScope& Scope() {
 }
 
 constexpr char kUsage[] =
-    "Usage: tandem generate [--model DIR] [--prompt TEXT] [flags]\n\n"
+    "Usage: tandem generate [--model DIR | --router HOST:PORT]\n"
+    "                       [--prompt TEXT] [flags]\n\n"
     "Streams a continuation of --prompt to stdout, then one summary line to\n"
     "stderr (tokens, tokens/s, finish reason, seed).\n\nFlags:\n";
 
@@ -197,6 +203,9 @@ int Generate(const ParsedArgs& args) {
   absl::StatusOr<GenerationRequest> request = RequestFromFlags(args);
   if (!request.ok()) {
     return ReportError(kCommand, request.status(), kExitUsageError);
+  }
+  if (const std::string router = absl::GetFlag(FLAGS_router); !router.empty()) {
+    return GenerateThroughRouter(router, absl::GetFlag(FLAGS_prompt), *request);
   }
   absl::StatusOr<LoadedModel> loaded =
       LoadModelDir(absl::GetFlag(FLAGS_model), absl::GetFlag(FLAGS_threads));

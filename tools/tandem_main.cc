@@ -13,8 +13,10 @@ namespace tandem {
 namespace {
 
 constexpr Command kCommands[] = {
-    {"generate", "stream a continuation of a prompt (local generation)",
+    {"generate", "stream a continuation of a prompt (here or via --router)",
      RunGenerateCommand},
+    {"health", "a server's gRPC health (router, worker, store)",
+     RunHealthCommand},
     {"score", "bits per byte of a text file under a model", RunScoreCommand},
     {"tokenize", "text to token ids (JSON) or, with --decode, back",
      RunTokenizeCommand},
@@ -51,8 +53,8 @@ int RunTandem(int argc, char** argv) {
     if (command.name == name) return command.run(args.subspan(1));
   }
   std::fprintf(stderr,
-               "tandem: unknown subcommand '%s' (expected generate, score or "
-               "tokenize; see tandem --help)\n",
+               "tandem: unknown subcommand '%s' (expected generate, health, "
+               "score or tokenize; see tandem --help)\n",
                argv[1]);
   return kExitUsageError;
 }
