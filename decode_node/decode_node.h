@@ -1,0 +1,57 @@
+// A decode worker as a process: loads the model and its tokenizer, connects
+// to the KV store, runs the decode scheduler, serves tandem.v1.DecodeWorker
+// (with health and reflection) and sends heartbeats to the router until
+// told to stop.
+#ifndef TANDEM_DECODE_NODE_DECODE_NODE_H_
+#define TANDEM_DECODE_NODE_DECODE_NODE_H_
+
+#include <cstddef>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/time/time.h"
+
+namespace tandem {
+
+struct DecodeNodeOptions {
+  // host:port to serve on; port 0 picks a free port.
+  std::string listen = "127.0.0.1:50081";
+  // If set, the bound host:port is written here once serving.
+  std::string address_file;
+  // The router's host:port for heartbeats; empty sends none.
+  std::string router;
+  // This worker's id in heartbeats; empty: "decode@<address>".
+  std::string worker_id;
+  // The address the router dials; empty: the bound address.
+  std::string advertise_address;
+  // The model directory (with its tokenizer), and the name reported for it
+  // (empty: the directory's last component).
+  std::string model_dir;
+  std::string model_name;
+  // host:port of every KV store node.
+  std::vector<std::string> kvstore;
+  absl::Duration kvstore_timeout = absl::Seconds(5);
+  // Engine threads; 0 keeps the default (one per core).
+  int threads = 0;
+  int block_size = 16;
+  size_t kv_cache_bytes = size_t{512} << 20;
+  int max_batch = 32;
+  int max_waiting = 256;
+  int fetch_threads = 2;
+};
+
+// Runs the node until the process gets SIGINT or SIGTERM, then stops
+// accepting calls, cancels the streams still open and returns OK. Returns
+// at once with: InvalidArgument for missing or bad options (no model, no
+// store nodes, limits out of range); the model's and tokenizer's load
+// errors; ResourceExhausted if the KV cache cannot be allocated;
+// Unavailable if `listen` cannot be bound or the address file cannot be
+// written. REQUIRES: called from the main thread before any other thread
+// starts (it blocks SIGINT and SIGTERM for the whole process and waits for
+// them).
+absl::Status RunDecodeNode(const DecodeNodeOptions& options);
+
+}  // namespace tandem
+
+#endif  // TANDEM_DECODE_NODE_DECODE_NODE_H_
