@@ -159,11 +159,7 @@ void PrefillWorker::FetchLoop() {
     PendingPtr pending;
     {
       absl::MutexLock lock(&mu_);
-      mu_.Await(absl::Condition(
-          +[](PrefillWorker* w) ABSL_NO_THREAD_SAFETY_ANALYSIS {
-            return w->stopping_ || !w->to_fetch_.empty();
-          },
-          this));
+      mu_.Await(absl::Condition(this, &PrefillWorker::FetchHasWork));
       if (stopping_) return;
       pending = std::move(to_fetch_.front());
       to_fetch_.pop_front();
@@ -215,11 +211,7 @@ void PrefillWorker::PublishLoop() {
     Publication publication;
     {
       absl::MutexLock lock(&mu_);
-      mu_.Await(absl::Condition(
-          +[](PrefillWorker* w) ABSL_NO_THREAD_SAFETY_ANALYSIS {
-            return w->stopping_ || !w->to_publish_.empty();
-          },
-          this));
+      mu_.Await(absl::Condition(this, &PrefillWorker::PublishHasWork));
       if (stopping_) return;
       publication = std::move(to_publish_.front());
       to_publish_.pop_front();
@@ -242,6 +234,14 @@ void PrefillWorker::Publish(Publication& publication) {
     }
   }
   Answer(publication.pending, std::move(publication.result));
+}
+
+bool PrefillWorker::FetchHasWork() const {
+  return stopping_ || !to_fetch_.empty();
+}
+
+bool PrefillWorker::PublishHasWork() const {
+  return stopping_ || !to_publish_.empty();
 }
 
 bool PrefillWorker::ComputeHasWork() const {

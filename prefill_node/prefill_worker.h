@@ -120,8 +120,10 @@ class PrefillWorker {
   // thread.
   void SyncEngine(std::vector<FetchedPrompt> arrived,
                   std::vector<Failure>& failures);
-  // Whether the compute thread has anything to do.
+  // Whether each stage's threads have anything to do.
+  bool FetchHasWork() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   bool ComputeHasWork() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  bool PublishHasWork() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Answers `pending` unless it was answered already.
   void Answer(const PendingPtr& pending, absl::StatusOr<PrefillResult> result)
       ABSL_LOCKS_EXCLUDED(mu_);

@@ -1,18 +1,21 @@
 // The prefill worker as a real `prefill_node` process with a real `kvstore`
 // process on loopback, over a small random model: first tokens against the
 // engine's own prefill, the handoff blocks in the store, prefix reuse,
-// concurrent requests, bad requests, a store that dies, the standard
-// services and Load.
+// concurrent requests, bad requests, abandoned calls, a store that dies,
+// the standard services, Load and heartbeats.
 #include <signal.h>
 #include <unistd.h>
 
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "engine/block_key.h"
@@ -77,18 +80,37 @@ class PrefillNodeTest : public ::testing::Test {
         {"--listen=127.0.0.1:0", "--memory_budget=64MiB"});
     ASSERT_TRUE(store.ok()) << store.status();
     store_ = *std::move(store);
-    auto prefill = ChildProcess::StartServer(
-        TANDEM_PREFILL_BINARY,
-        {"--listen=127.0.0.1:0", absl::StrCat("--model=", model_dir_->string()),
-         absl::StrCat("--kvstore=", store_->address()), "--threads=1",
-         kCacheBytes, "--max_batch_tokens=64", "--kvstore_timeout=3s"});
-    ASSERT_TRUE(prefill.ok()) << prefill.status();
-    prefill_ = *std::move(prefill);
+    prefill_ = StartPrefill({});
+    ASSERT_NE(prefill_, nullptr);
     stub_ = v1::PrefillWorker::NewStub(grpc::CreateChannel(
         prefill_->address(), grpc::InsecureChannelCredentials()));
     KvStoreClientOptions options;
     options.nodes = {store_->address()};
     client_ = KvStoreClient::Create(options).value();
+  }
+
+  // A prefill_node on the test's model and store, with `extra` flags.
+  std::unique_ptr<ChildProcess> StartPrefill(std::vector<std::string> extra) {
+    std::vector<std::string> args = {
+        "--listen=127.0.0.1:0",
+        absl::StrCat("--model=", model_dir_->string()),
+        absl::StrCat("--kvstore=", store_->address()),
+        "--threads=1",
+        kCacheBytes,
+        "--max_batch_tokens=64",
+        "--kvstore_timeout=3s"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    auto prefill = ChildProcess::StartServer(TANDEM_PREFILL_BINARY, args);
+    EXPECT_TRUE(prefill.ok()) << prefill.status();
+    return prefill.ok() ? *std::move(prefill) : nullptr;
+  }
+
+  absl::StatusOr<v1::WorkerLoad> Load() {
+    grpc::ClientContext context;
+    v1::WorkerLoad load;
+    const grpc::Status status = stub_->Load(&context, v1::LoadRequest(), &load);
+    if (!status.ok()) return absl::UnknownError(status.error_message());
+    return load;
   }
 
   v1::PrefillRequest Request(const std::vector<int32_t>& prompt) {
@@ -311,16 +333,104 @@ TEST_F(PrefillNodeTest, ServesHealthReflectionAndLoad) {
   ASSERT_TRUE(services.ok()) << services.status();
   EXPECT_THAT(*services, Contains("tandem.v1.PrefillWorker"));
 
-  grpc::ClientContext context;
-  v1::WorkerLoad load;
-  ASSERT_TRUE(stub_->Load(&context, v1::LoadRequest(), &load).ok());
+  absl::StatusOr<v1::WorkerLoad> load = Load();
+  ASSERT_TRUE(load.ok()) << load.status();
+  EXPECT_EQ(load->kind(), v1::WORKER_KIND_PREFILL);
+  EXPECT_EQ(load->model(), model_dir_->filename().string());
+  EXPECT_EQ(FromProto(load->fingerprint()), model_->fingerprint());
+  EXPECT_EQ(load->block_size(), kBlockSize);
+  EXPECT_EQ(load->total_blocks(), kCacheBlocks);
+  EXPECT_EQ(load->free_blocks(), kCacheBlocks);
+  EXPECT_EQ(load->queued_requests(), 0);
+}
+
+TEST_F(PrefillNodeTest, AbandonedCallFreesItsBlocks) {
+  // Far more work than a millisecond allows: the call ends while queued or
+  // computing, and the worker drops it.
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 4; ++i) {
+    threads.emplace_back([this, i] {
+      v1::PrefillResponse response;
+      const grpc::Status status = Prefill(Request(TestPrompt(100, i)),
+                                          &response, absl::Milliseconds(1));
+      EXPECT_EQ(status.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED);
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+  absl::StatusOr<v1::WorkerLoad> load;
+  const absl::Time give_up = absl::Now() + absl::Seconds(10);
+  do {
+    load = Load();
+    ASSERT_TRUE(load.ok()) << load.status();
+  } while (load->queued_requests() > 0 && absl::Now() < give_up);
+  EXPECT_EQ(load->queued_requests(), 0);
+  EXPECT_EQ(load->free_blocks(), kCacheBlocks);
+  // The worker still serves.
+  v1::PrefillResponse response;
+  EXPECT_TRUE(Prefill(Request(TestPrompt(30)), &response).ok());
+}
+
+// Records the heartbeats a worker sends.
+class FakeMembership final : public v1::Membership::CallbackService {
+ public:
+  grpc::ServerUnaryReactor* Heartbeat(
+      grpc::CallbackServerContext* context, const v1::HeartbeatRequest* request,
+      v1::HeartbeatResponse* response) override {
+    {
+      absl::MutexLock lock(&mu_);
+      last_ = *request;
+      ++count_;
+    }
+    response->set_expiry_seconds(5);
+    grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+    reactor->Finish(grpc::Status::OK);
+    return reactor;
+  }
+
+  // The first heartbeat, waiting up to `timeout` for it.
+  std::optional<v1::HeartbeatRequest> WaitForHeartbeat(absl::Duration timeout) {
+    absl::MutexLock lock(&mu_);
+    auto arrived = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+      return count_ > 0;
+    };
+    mu_.AwaitWithTimeout(absl::Condition(&arrived), timeout);
+    if (count_ == 0) return std::nullopt;
+    return last_;
+  }
+
+ private:
+  absl::Mutex mu_;
+  v1::HeartbeatRequest last_ ABSL_GUARDED_BY(mu_);
+  int count_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
+TEST_F(PrefillNodeTest, SendsHeartbeatsWithItsLoadToTheRouter) {
+  FakeMembership membership;
+  grpc::ServerBuilder builder;
+  int port = 0;
+  builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(),
+                           &port);
+  builder.RegisterService(&membership);
+  std::unique_ptr<grpc::Server> router = builder.BuildAndStart();
+  ASSERT_NE(router, nullptr);
+  std::unique_ptr<ChildProcess> worker =
+      StartPrefill({absl::StrCat("--router=127.0.0.1:", port),
+                    "--worker_id=prefill-a", "--model_name=tiny"});
+  ASSERT_NE(worker, nullptr);
+  std::optional<v1::HeartbeatRequest> beat =
+      membership.WaitForHeartbeat(absl::Seconds(10));
+  ASSERT_TRUE(beat.has_value());
+  EXPECT_EQ(beat->worker_id(), "prefill-a");
+  EXPECT_EQ(beat->address(), worker->address());
+  const v1::WorkerLoad& load = beat->load();
   EXPECT_EQ(load.kind(), v1::WORKER_KIND_PREFILL);
-  EXPECT_EQ(load.model(), model_dir_->filename().string());
+  EXPECT_EQ(load.model(), "tiny");
   EXPECT_EQ(FromProto(load.fingerprint()), model_->fingerprint());
   EXPECT_EQ(load.block_size(), kBlockSize);
   EXPECT_EQ(load.total_blocks(), kCacheBlocks);
   EXPECT_EQ(load.free_blocks(), kCacheBlocks);
-  EXPECT_EQ(load.queued_requests(), 0);
+  worker.reset();
+  router->Shutdown();
 }
 
 TEST_F(PrefillNodeTest, StopsCleanlyOnSigterm) {
