@@ -198,59 +198,77 @@ absl::Status PrefillEngine::Compute(absl::Span<const ScheduledChunk> plan) {
 void PrefillEngine::FinishPrompts(absl::Span<const ScheduledChunk> plan,
                                   absl::Span<const size_t> rows,
                                   std::vector<FinishedPrompt>& out) {
-  const size_t vocab = served_.config.vocab_size;
-  sample_logits_.resize(rows.size() * vocab);
-  std::vector<SequenceSamplingState> states;
-  states.reserve(rows.size());
-  absl::Status status;
-  for (size_t r = 0; r < rows.size(); ++r) {
-    std::memcpy(sample_logits_.data() + r * vocab,
-                logits_.data() + rows[r] * vocab, vocab * sizeof(float));
-    const PrefillJob& job = *prompts_.at(plan[rows[r]].seq).job;
-    absl::StatusOr<SequenceSamplingState> state =
-        SequenceSamplingState::Create(job.sampling);
-    if (state.ok()) status.Update(state->RecordPromptTokens(job.prompt));
-    status.Update(state.status());
-    if (state.ok()) states.push_back(*std::move(state));
-  }
-  absl::StatusOr<std::vector<SampledToken>> sampled =
-      absl::InternalError("sampling states");
-  if (status.ok()) {
-    std::vector<SequenceSamplingState*> pointers;
-    for (SequenceSamplingState& state : states) pointers.push_back(&state);
-    sampled = sampler_.Sample(absl::MakeSpan(sample_logits_), vocab, pointers);
-  }
-  for (size_t r = 0; r < rows.size(); ++r) {
-    const SequenceId seq = plan[rows[r]].seq;
-    FinishedPrompt done = Failed(seq, sampled.status(), "sampling");
-    if (sampled.ok()) {
-      const Prompt& prompt = prompts_.at(seq);
-      absl::StatusOr<std::vector<std::string>> blocks =
-          ExportNewBlocks(seq, prompt);
-      if (blocks.ok()) {
-        const PrefillJob& job = *prompt.job;
-        PrefillResult result;
-        result.first = std::move((*sampled)[r]);
-        result.handoff =
-            PrefillHandoff{.model = served_.fingerprint,
-                           .block_size = served_.block_size,
-                           .prompt_tokens = static_cast<int>(job.prompt.size()),
-                           .full_blocks = job.block_keys,
-                           .partial_block = PartialBlockKey(
-                               served_.fingerprint, job.block_keys, job.prompt,
-                               served_.block_size),
-                           .next_draw = states[r].next_draw()};
-        result.cached_tokens = prompt.computed_from;
-        result.computed_tokens = job.prompt.size() - prompt.computed_from;
-        done.result = std::move(result);
-        done.new_blocks = *std::move(blocks);
-      } else {
-        done.result = Internal(blocks.status(), "exporting blocks");
-      }
+  std::vector<SequenceId> seqs;
+  for (size_t row : rows) seqs.push_back(plan[row].seq);
+  absl::StatusOr<std::vector<FirstToken>> first = SampleFirstTokens(seqs, rows);
+  for (size_t r = 0; r < seqs.size(); ++r) {
+    FinishedPrompt done;
+    done.seq = seqs[r];
+    if (first.ok()) {
+      done = Finish(seqs[r], std::move((*first)[r]));
+    } else {
+      done.result = Internal(first.status(), "sampling");
     }
-    Drop(seq);
+    Drop(seqs[r]);
     out.push_back(std::move(done));
   }
+}
+
+absl::StatusOr<std::vector<PrefillEngine::FirstToken>>
+PrefillEngine::SampleFirstTokens(absl::Span<const SequenceId> seqs,
+                                 absl::Span<const size_t> rows) {
+  // Gather the rows to sample: [seqs, vocab].
+  const size_t vocab = served_.config.vocab_size;
+  sample_logits_.resize(seqs.size() * vocab);
+  std::vector<SequenceSamplingState> states;
+  states.reserve(seqs.size());
+  for (size_t r = 0; r < seqs.size(); ++r) {
+    std::memcpy(sample_logits_.data() + r * vocab,
+                logits_.data() + rows[r] * vocab, vocab * sizeof(float));
+    const PrefillJob& job = *prompts_.at(seqs[r]).job;
+    TANDEM_ASSIGN_OR_RETURN(SequenceSamplingState state,
+                            SequenceSamplingState::Create(job.sampling));
+    TANDEM_RETURN_IF_ERROR(state.RecordPromptTokens(job.prompt));
+    states.push_back(std::move(state));
+  }
+  std::vector<SequenceSamplingState*> pointers;
+  for (SequenceSamplingState& state : states) pointers.push_back(&state);
+  TANDEM_ASSIGN_OR_RETURN(
+      std::vector<SampledToken> sampled,
+      sampler_.Sample(absl::MakeSpan(sample_logits_), vocab, pointers));
+  std::vector<FirstToken> first;
+  for (size_t r = 0; r < seqs.size(); ++r) {
+    first.push_back({std::move(sampled[r]), states[r].next_draw()});
+  }
+  return first;
+}
+
+FinishedPrompt PrefillEngine::Finish(SequenceId seq, FirstToken first) {
+  FinishedPrompt done;
+  done.seq = seq;
+  const Prompt& prompt = prompts_.at(seq);
+  absl::StatusOr<std::vector<std::string>> blocks =
+      ExportNewBlocks(seq, prompt);
+  if (!blocks.ok()) {
+    done.result = Internal(blocks.status(), "exporting blocks");
+    return done;
+  }
+  const PrefillJob& job = *prompt.job;
+  PrefillResult result;
+  result.first = std::move(first.token);
+  result.handoff = PrefillHandoff{
+      .model = served_.fingerprint,
+      .block_size = served_.block_size,
+      .prompt_tokens = static_cast<int>(job.prompt.size()),
+      .full_blocks = job.block_keys,
+      .partial_block = PartialBlockKey(served_.fingerprint, job.block_keys,
+                                       job.prompt, served_.block_size),
+      .next_draw = first.next_draw};
+  result.cached_tokens = prompt.computed_from;
+  result.computed_tokens = job.prompt.size() - prompt.computed_from;
+  done.result = std::move(result);
+  done.new_blocks = *std::move(blocks);
+  return done;
 }
 
 absl::StatusOr<std::vector<std::string>> PrefillEngine::ExportNewBlocks(

@@ -115,11 +115,23 @@ class PrefillEngine {
   absl::Status Import(SequenceId seq, Prompt& prompt);
   // Appends the chunks' slots and runs the forward pass into logits_.
   absl::Status Compute(absl::Span<const ScheduledChunk> plan);
+  // A prompt's first token and its sampler's draw count after it.
+  struct FirstToken {
+    SampledToken token;
+    uint64_t next_draw = 0;
+  };
+
   // Samples the first token of each prompt whose last chunk is plan[i] for
-  // i in `rows`, and finishes those prompts.
+  // i in `rows`, and finishes those prompts into `out`.
   void FinishPrompts(absl::Span<const ScheduledChunk> plan,
                      absl::Span<const size_t> rows,
                      std::vector<FinishedPrompt>& out);
+  // Samples seqs[r] from row rows[r] of logits_, with a fresh sampling
+  // state per prompt that has recorded the prompt.
+  absl::StatusOr<std::vector<FirstToken>> SampleFirstTokens(
+      absl::Span<const SequenceId> seqs, absl::Span<const size_t> rows);
+  // The result of a sampled prompt and its blocks to write.
+  FinishedPrompt Finish(SequenceId seq, FirstToken first);
   absl::StatusOr<std::vector<std::string>> ExportNewBlocks(
       SequenceId seq, const Prompt& prompt);
   // Forgets `seq` everywhere, freeing its cache blocks.
