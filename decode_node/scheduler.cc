@@ -214,11 +214,16 @@ void Scheduler::Admit() {
     if (cache_->num_free_blocks() < BlocksFor(next, options_.block_size)) {
       return;
     }
-    waiting_.pop_front();
     const int reserve = BlocksFor(tokens, options_.block_size);
     for (int i = 0; i < reserve; ++i) {
-      seq->reserved.push_back(cache_->AllocateBlock().value());
+      absl::StatusOr<BlockId> block = cache_->AllocateBlock();
+      if (!block.ok()) {  // not expected: the free count was checked
+        ReleaseReserved(seq);
+        return;
+      }
+      seq->reserved.push_back(*block);
     }
+    waiting_.pop_front();
     seq->state = Sequence::State::kFetching;
     ++seq->fetch_epoch;
     fetching_.push_back(seq);
