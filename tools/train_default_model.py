@@ -8,7 +8,8 @@ the English fortune cookies of Debian's `fortunes` package, on the CPU.
 Each run writes models/<name>/ (config.json, model.safetensors in F32,
 tokenizer.json, tokenizer_config.json, training.json) atomically. The result
 is a function of the seed, the corpus and the thread count (2).
-`--steps N --no-save` gives a short calibration run.
+`--steps N --no-save` gives a short calibration run; `--eval-only DIR`
+prints the held-out bits per byte of a saved model directory.
 
 Corpus: every regular file in /usr/share/games/fortunes/ that does not end in
 .dat or .u8, read as bytes in name order. Fortunes are separated by lines
@@ -338,18 +339,36 @@ def tokenizer_config(context):
             "add_eos_token": False, "model_max_length": context}
 
 
+def evaluate_saved(directory):
+    """Scores a saved model directory on the held-out split its context
+    admits; prints the bits per byte and the counts behind it."""
+    model, config = torch_llama.load_model(directory)
+    _, held_out = split_corpus(read_fortunes(),
+                               config["max_position_embeddings"])
+    bits, n = held_out_bits(model, held_out)
+    print(f"model={directory} held_out_docs={len(held_out)} "
+          f"predicted_tokens={n} bits={bits:.3f} bpb={bits / n:.4f}")
+    return 0
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", choices=sorted(PRESETS), required=True)
+    parser.add_argument("--model", choices=sorted(PRESETS))
     parser.add_argument("--steps", type=int, help="override the preset")
     parser.add_argument("--eval-every", type=int, default=400)
     parser.add_argument("--samples", type=int, default=6)
     parser.add_argument("--out", help="default: models/<model>")
     parser.add_argument("--no-save", action="store_true")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--eval-only", metavar="DIR",
+                        help="print the held-out bpb of a saved model")
     args = parser.parse_args()
 
     torch.set_num_threads(args.threads)
+    if args.eval_only:
+        return evaluate_saved(args.eval_only)
+    if not args.model:
+        parser.error("--model or --eval-only is required")
     p = dict(PRESETS[args.model])
     if args.steps:
         p["steps"] = args.steps
