@@ -17,6 +17,8 @@ packages=(
   liblzma-dev
   # Reference checks and the default model's corpus and training.
   python3 python3-numpy python3-torch fortunes
+  # The Kubernetes manifest check (tests/check_k8s_manifests.py).
+  python3-yaml
 )
 
 missing=()

@@ -7,6 +7,8 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
+#include "absl/flags/usage_config.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/time.h"
 #include "glog/logging.h"
@@ -46,6 +48,13 @@ int main(int argc, char** argv) {
       "Serves Tandem's public API (tandem.v1.Router) and worker membership "
       "(tandem.v1.Membership), placing each request's prefill and decode on "
       "workers.");
+  // --help lists the flags defined here.
+  absl::FlagsUsageConfig usage;
+  usage.contains_help_flags = [](absl::string_view file) {
+    return absl::EndsWith(file, "router/main.cc");
+  };
+  usage.contains_helpshort_flags = usage.contains_help_flags;
+  absl::SetFlagsUsageConfig(usage);
   absl::ParseCommandLine(argc, argv);
   FLAGS_logtostderr = true;
   FLAGS_v = absl::GetFlag(FLAGS_verbosity);

@@ -51,6 +51,8 @@ absl::StatusOr<std::unique_ptr<KvStoreClient>> MakeStoreClient(
   KvStoreClientOptions store;
   store.nodes = options.kvstore_nodes;
   store.timeout = options.store_timeout;
+  // The router only asks which keys exist; it never reads a block.
+  store.shared_memory = false;
   return KvStoreClient::Create(store);
 }
 
