@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# deploy/local-cluster.sh end to end: brings a cluster up on free loopback
+# ports with a small random model, checks `status`, streams a greedy
+# completion through `tandem generate --router` and compares it with local
+# generation, refuses a second `up`, and checks that `down` stops every
+# process.
+#
+# Usage: local_cluster_test.sh BUILD_DIR SOURCE_DIR
+set -euo pipefail
+
+build_dir=$(cd "$1" && pwd)
+source_dir=$(cd "$2" && pwd)
+work=$(mktemp -d "${TMPDIR:-/tmp}/local_cluster_test.XXXXXX")
+run_dir=$work/run
+model=$work/model
+script=$source_dir/deploy/local-cluster.sh
+tandem=$build_dir/tools/tandem
+common=(--run-dir "$run_dir" --build-dir "$build_dir")
+
+fail() { echo "FAIL: $*" >&2; exit 1; }
+cleanup() {
+  "$script" down "${common[@]}" --stop-timeout 2 >/dev/null 2>&1 || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+# A random byte-level model (vocab 258, BOS 256, EOS 257).
+"$build_dir/tools/make_random_model" --out "$model" --seed 3 \
+  --hidden_size 32 --intermediate_size 64 --num_layers 2 --num_heads 2 \
+  --vocab_size 258 --bos_token_id 256 --eos_token_id 257 \
+  --max_position_embeddings 256 >/dev/null
+cp "$source_dir/engine/testdata/tokenizers/byte/tokenizer.json" "$model/"
+echo '{"bos_token": "<s>", "eos_token": "</s>", "add_bos_token": true}' \
+  >"$model/tokenizer_config.json"
+
+"$script" up "${common[@]}" --model "$model" --stores 2 --threads 1 \
+  --router-port 0 --base-port 0 >"$work/up.out"
+grep -q "cluster up" "$work/up.out" || fail "up did not report the cluster"
+
+"$script" status "${common[@]}" >"$work/status.out"
+cat "$work/status.out"
+for node in store-0 store-1 router prefill-0 decode-0; do
+  grep -Eq "^$node +[0-9]+ +127\.0\.0\.1:[0-9]+ +SERVING$" "$work/status.out" ||
+    fail "status does not show $node SERVING"
+done
+
+router=$(cat "$run_dir/router.addr")
+flags=(--prompt "Hello" --temperature 0 --max-tokens 24)
+"$tandem" generate --router "$router" "${flags[@]}" >"$work/remote.txt" \
+  2>"$work/remote.err" || fail "generate --router failed: $(cat "$work/remote.err")"
+"$tandem" generate --model "$model" --threads 1 "${flags[@]}" \
+  >"$work/local.txt" 2>/dev/null
+cmp -s "$work/remote.txt" "$work/local.txt" ||
+  fail "cluster output '$(cat "$work/remote.txt")' differs from local" \
+    "'$(cat "$work/local.txt")'"
+grep -q "prompt_tokens=6 " "$work/remote.err" ||
+  fail "no summary line: $(cat "$work/remote.err")"
+
+if "$script" up "${common[@]}" --model "$model" --router-port 0 \
+    --base-port 0 2>"$work/again.err"; then
+  fail "a second up succeeded"
+fi
+grep -q "already running" "$work/again.err" ||
+  fail "a second up did not say why: $(cat "$work/again.err")"
+
+"$script" logs "${common[@]}" --lines 1 >"$work/logs.out"
+grep -q "router.log" "$work/logs.out" || fail "logs shows no router log"
+
+pids=$(cat "$run_dir"/*.pid)
+"$script" down "${common[@]}"
+for pid in $pids; do
+  if kill -0 "$pid" 2>/dev/null; then fail "process $pid survived down"; fi
+done
+"$script" status "${common[@]}" | grep -q "no cluster" ||
+  fail "status after down still lists nodes"
+echo "PASS"
