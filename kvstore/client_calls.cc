@@ -81,20 +81,24 @@ void PutCall::OnDone(const grpc::Status& status) {
 
 GetCall::GetCall(const CallTarget& target, const BlockKey& key,
                  uint64_t max_block_bytes, SharedMemoryPool* shared_memory,
-                 absl::StatusOr<std::string>* result)
+                 GetSink* sink, size_t index)
     : target_(target),
       key_(key),
       max_block_bytes_(max_block_bytes),
-      result_(result),
-      shared_memory_(shared_memory) {
+      shared_memory_(shared_memory),
+      sink_(sink),
+      index_(index) {
   context_.set_deadline(absl::ToChronoTime(target.deadline));
   ToProto(key, request_.mutable_key());
   if (shared_memory != nullptr) slot_ = shared_memory->TryAcquire();
   if (slot_.has_value()) {
+    const SharedMemorySlot where = shared_memory->Locate(*slot_);
     v1::SharedMemorySlot* slot = request_.mutable_shared_memory();
-    slot->set_name(shared_memory->name());
-    slot->set_offset(slot_->offset);
-    slot->set_capacity(slot_->capacity);
+    slot->set_name(where.name);
+    slot->set_pid(where.pid);
+    slot->set_fd(where.fd);
+    slot->set_offset(where.offset);
+    slot->set_capacity(where.capacity);
   }
   target.stub->async()->Get(&context_, &request_, this);
   StartRead(&response_);
@@ -155,33 +159,53 @@ absl::Status GetCall::AbsorbSlot() {
         "answered through shared memory with a block of ", info_.total_bytes,
         " bytes and ", response_.data().size(), " bytes of data"));
   }
-  bytes_.assign(slot_->data, info_.total_bytes);
+  in_slot_ = true;
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::string> GetCall::Result(const grpc::Status& status) {
+absl::StatusOr<absl::string_view> GetCall::Received(
+    const grpc::Status& status) {
   if (!protocol_error_.ok()) {
     return absl::Status(protocol_error_.code(),
                         absl::StrCat("kvstore node ", *target_.address, " ",
                                      protocol_error_.message()));
   }
   if (!status.ok()) return FromNode(*target_.address, status);
-  if (!have_info_ || bytes_.size() != info_.total_bytes) {
+  if (!have_info_) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("kvstore node ", *target_.address,
+                     " ended the Get of block ", key_.ToHex(), " without it"));
+  }
+  const absl::string_view block =
+      in_slot_ ? absl::string_view(slot_->data, info_.total_bytes) : bytes_;
+  if (block.size() != info_.total_bytes) {
     return absl::FailedPreconditionError(absl::StrCat(
         "kvstore node ", *target_.address, " ended block ", key_.ToHex(),
-        " after ", bytes_.size(), " of ", info_.total_bytes, " bytes"));
+        " after ", block.size(), " of ", info_.total_bytes, " bytes"));
   }
-  if (BlockChecksum(bytes_) != info_.checksum) {
+  if (BlockChecksum(block) != info_.checksum) {
     return absl::DataLossError(
         absl::StrCat("block ", key_.ToHex(), " from kvstore node ",
                      *target_.address, " does not match its checksum"));
   }
-  return std::move(bytes_);
+  return block;
 }
 
 void GetCall::OnDone(const grpc::Status& status) {
-  *result_ = Result(status);
-  if (slot_.has_value()) shared_memory_->Release(*slot_);
+  absl::StatusOr<absl::string_view> block = Received(status);
+  if (block.ok()) {
+    sink_->Deliver(index_, *block, in_slot_ ? nullptr : &bytes_);
+  } else {
+    sink_->Fail(index_, block.status());
+  }
+  if (slot_.has_value()) {
+    // After a failure the node may yet write into the slot.
+    if (block.ok()) {
+      shared_memory_->Release(*slot_);
+    } else {
+      shared_memory_->Quarantine(*slot_);
+    }
+  }
   target_.limiter->Release();
 }
 

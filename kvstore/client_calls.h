@@ -87,15 +87,29 @@ class PutCall final : public grpc::ClientWriteReactor<v1::PutRequest> {
   v1::PutResponse response_;
 };
 
+// Where GetCalls deliver their outcomes, by the index of their key.
+// Implementations must accept calls for different indices concurrently.
+class GetSink {
+ public:
+  virtual ~GetSink() = default;
+  // The block of key `index`, checked against its checksum: `block` is
+  // valid only during the call; `owned` is the client's own copy of it, which
+  // the sink may move from, or null when `block` lies in a shared memory
+  // slot.
+  virtual void Deliver(size_t index, absl::string_view block,
+                       std::string* owned) = 0;
+  virtual void Fail(size_t index, absl::Status status) = 0;
+};
+
 // Reads one block from a node and checks it against its info: the key
 // asked for, at most max_block_bytes, exactly total_bytes, the checksum.
 // Offers the node a slot of `shared_memory` unless it is null or has none
-// free. REQUIRES: `result` and `shared_memory` outlive the call.
+// free. REQUIRES: `sink` and `shared_memory` outlive the call.
 class GetCall final : public grpc::ClientReadReactor<v1::GetResponse> {
  public:
   GetCall(const CallTarget& target, const BlockKey& key,
           uint64_t max_block_bytes, SharedMemoryPool* shared_memory,
-          absl::StatusOr<std::string>* result);
+          GetSink* sink, size_t index);
 
   void OnReadDone(bool ok) override;
   void OnDone(const grpc::Status& status) override;
@@ -104,19 +118,22 @@ class GetCall final : public grpc::ClientReadReactor<v1::GetResponse> {
   // Takes in one reply message; FailedPrecondition if it breaks the
   // protocol.
   absl::Status Absorb();
-  // Takes the block from the shared memory slot the node wrote it into.
+  // Checks a reply that says the block is in the shared memory slot.
   absl::Status AbsorbSlot();
-  absl::StatusOr<std::string> Result(const grpc::Status& status);
+  // The block received, or why there is none.
+  absl::StatusOr<absl::string_view> Received(const grpc::Status& status);
 
   const CallTarget target_;
   const BlockKey key_;
   const uint64_t max_block_bytes_;
-  absl::StatusOr<std::string>* const result_;
   SharedMemoryPool* const shared_memory_;
+  GetSink* const sink_;
+  const size_t index_;
   std::optional<SharedMemoryPool::Slot> slot_;  // lent to the node
+  bool in_slot_ = false;  // the node wrote the block into slot_
   bool have_info_ = false;
   BlockInfo info_;
-  std::string bytes_;
+  std::string bytes_;  // the block, when streamed
   absl::Status protocol_error_;
   grpc::ClientContext context_;
   v1::GetRequest request_;

@@ -78,6 +78,38 @@ absl::Status CheckOptions(const KvStoreClientOptions& options) {
   return absl::OkStatus();
 }
 
+// GetMany's results: each block as a string of its own.
+class StringSink final : public kvstore_internal::GetSink {
+ public:
+  explicit StringSink(size_t count) : results(count) {}
+  void Deliver(size_t index, absl::string_view block,
+               std::string* owned) override {
+    results[index] = owned != nullptr ? std::move(*owned) : std::string(block);
+  }
+  void Fail(size_t index, absl::Status status) override {
+    results[index] = std::move(status);
+  }
+  std::vector<absl::StatusOr<std::string>> results;
+};
+
+// GetManyInto's results: what the consumer made of each block.
+class ConsumerSink final : public kvstore_internal::GetSink {
+ public:
+  ConsumerSink(size_t count, KvStoreClient::BlockConsumer consume)
+      : results(count), consume_(consume) {}
+  void Deliver(size_t index, absl::string_view block,
+               std::string* owned) override {
+    results[index] = consume_(index, block);
+  }
+  void Fail(size_t index, absl::Status status) override {
+    results[index] = std::move(status);
+  }
+  std::vector<absl::Status> results;
+
+ private:
+  const KvStoreClient::BlockConsumer consume_;
+};
+
 }  // namespace
 
 KvStoreClient::KvStoreClient(const KvStoreClientOptions& options)
@@ -177,7 +209,20 @@ absl::StatusOr<std::string> KvStoreClient::Get(const BlockKey& key) {
 
 std::vector<absl::StatusOr<std::string>> KvStoreClient::GetMany(
     absl::Span<const BlockKey> keys) {
-  std::vector<absl::StatusOr<std::string>> results(keys.size());
+  StringSink sink(keys.size());
+  RunGets(keys, &sink);
+  return std::move(sink.results);
+}
+
+std::vector<absl::Status> KvStoreClient::GetManyInto(
+    absl::Span<const BlockKey> keys, BlockConsumer consume) {
+  ConsumerSink sink(keys.size(), consume);
+  RunGets(keys, &sink);
+  return std::move(sink.results);
+}
+
+void KvStoreClient::RunGets(absl::Span<const BlockKey> keys,
+                            kvstore_internal::GetSink* sink) {
   std::vector<std::unique_ptr<GetCall>> calls;
   calls.reserve(keys.size());
   CallLimiter limiter(options_.max_in_flight);
@@ -188,10 +233,9 @@ std::vector<absl::StatusOr<std::string>> KvStoreClient::GetMany(
         CallTarget{node.stub.get(), &node.address,
                    absl::Now() + options_.timeout, &limiter},
         keys[i], options_.max_block_bytes,
-        node.same_host ? shared_memory_.get() : nullptr, &results[i]));
+        node.same_host ? shared_memory_.get() : nullptr, sink, i));
   }
   limiter.WaitForAll();
-  return results;
 }
 
 absl::StatusOr<std::vector<bool>> KvStoreClient::Exists(

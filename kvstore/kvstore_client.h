@@ -29,6 +29,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
@@ -39,6 +40,9 @@
 #include "kvstore/shared_memory.h"
 
 namespace tandem {
+namespace kvstore_internal {
+class GetSink;
+}  // namespace kvstore_internal
 
 struct KvStoreClientOptions {
   // host:port of every store node; each distinct, at least one.
@@ -96,6 +100,19 @@ class KvStoreClient {
   std::vector<absl::StatusOr<std::string>> GetMany(
       absl::Span<const BlockKey> keys);
 
+  // Consumes a block received by GetManyInto: `index` is its key's index,
+  // `block` its bytes, valid only during the call.
+  using BlockConsumer =
+      absl::FunctionRef<absl::Status(size_t index, absl::string_view block)>;
+  // Gets each key's block, concurrently, and passes it, checked against its
+  // checksum, to `consume` without copying it first (a same-host block is
+  // read straight from shared memory), for callers that copy blocks into
+  // memory of their own such as a KV cache. `consume` runs on the client's
+  // threads, for different keys at once. One status per key, in order: the
+  // Get's error as for Get, else what `consume` returned.
+  std::vector<absl::Status> GetManyInto(absl::Span<const BlockKey> keys,
+                                        BlockConsumer consume);
+
   // Whether each key is stored, one rpc per node involved. InvalidArgument
   // if more than 65536 keys go to one node.
   absl::StatusOr<std::vector<bool>> Exists(absl::Span<const BlockKey> keys);
@@ -114,10 +131,12 @@ class KvStoreClient {
 
  private:
   struct Node;
-  class Calls;
   explicit KvStoreClient(const KvStoreClientOptions& options);
   // Creates shared_memory_ if the options and the nodes call for it.
   void StartSharedMemory();
+  // Runs a Get for each key, delivering to `sink`.
+  void RunGets(absl::Span<const BlockKey> keys,
+               kvstore_internal::GetSink* sink);
 
   // The keys of `keys` grouped by node: for each node, the indices into
   // `keys` of the keys it holds, in order. InvalidArgument if a node gets

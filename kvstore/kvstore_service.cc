@@ -1,6 +1,7 @@
 #include "kvstore/kvstore_service.h"
 
 #include <algorithm>
+#include <chrono>
 #include <memory>
 #include <optional>
 #include <string>
@@ -112,14 +113,15 @@ class PutReactor final : public grpc::ServerReadReactor<v1::PutRequest> {
 };
 
 // Sends one pinned block: into the client's shared memory slot if it
-// offers one that works, else streamed in chunks. The pin goes when the call
-// is done.
+// offers one that works, else streamed in chunks. The pin goes as soon as
+// the last bytes have left the block.
 class GetReactor final : public grpc::ServerWriteReactor<v1::GetResponse> {
  public:
   GetReactor(BlockStore* store, size_t chunk_bytes,
              std::atomic<uint64_t>* shared_memory_gets,
+             grpc::CallbackServerContext* context,
              const v1::GetRequest& request)
-      : chunk_bytes_(chunk_bytes) {
+      : chunk_bytes_(chunk_bytes), context_(context) {
     absl::StatusOr<PinnedBlock> block =
         request.has_key()
             ? store->Get(FromProto(request.key()))
@@ -134,6 +136,7 @@ class GetReactor final : public grpc::ServerWriteReactor<v1::GetResponse> {
     if (request.has_shared_memory() && WriteToSlot(request.shared_memory())) {
       shared_memory_gets->fetch_add(1, std::memory_order_relaxed);
       response_.set_in_shared_memory(true);
+      block_.reset();  // the client has the bytes; see WriteNextChunk
       StartWriteAndFinish(&response_, grpc::WriteOptions(), grpc::Status::OK);
       return;
     }
@@ -155,8 +158,18 @@ class GetReactor final : public grpc::ServerWriteReactor<v1::GetResponse> {
   // True if the block is now in the slot; on failure the block is streamed
   // instead.
   bool WriteToSlot(const v1::SharedMemorySlot& slot) {
-    const absl::Status status = WriteToSharedMemory(
-        slot.name(), slot.offset(), slot.capacity(), block_->bytes());
+    // A client that has given up may lend the slot to another Get soon.
+    if (context_->IsCancelled() ||
+        std::chrono::system_clock::now() >= context_->deadline()) {
+      return false;
+    }
+    const absl::Status status =
+        WriteToSharedMemory(SharedMemorySlot{.name = slot.name(),
+                                             .pid = slot.pid(),
+                                             .fd = slot.fd(),
+                                             .offset = slot.offset(),
+                                             .capacity = slot.capacity()},
+                            block_->bytes());
     if (!status.ok()) {
       VLOG(1) << "get key=" << block_->info().key
               << " streams instead of shared memory status=" << status;
@@ -171,6 +184,10 @@ class GetReactor final : public grpc::ServerWriteReactor<v1::GetResponse> {
     offset_ += size;
     if (offset_ == bytes.size()) {
       VLOG(2) << "get key=" << block_->info().key << " bytes=" << bytes.size();
+      // The last bytes are copied into the reply: unpin before the client
+      // can see the end of the stream, so that its next call finds the
+      // block evictable.
+      block_.reset();
       StartWriteAndFinish(&response_, grpc::WriteOptions(), grpc::Status::OK);
     } else {
       StartWrite(&response_);
@@ -178,6 +195,7 @@ class GetReactor final : public grpc::ServerWriteReactor<v1::GetResponse> {
   }
 
   const size_t chunk_bytes_;
+  grpc::CallbackServerContext* const context_;
   std::optional<PinnedBlock> block_;
   size_t offset_ = 0;
   v1::GetResponse response_;
@@ -220,7 +238,8 @@ grpc::ServerReadReactor<v1::PutRequest>* KvStoreService::Put(
 
 grpc::ServerWriteReactor<v1::GetResponse>* KvStoreService::Get(
     grpc::CallbackServerContext* context, const v1::GetRequest* request) {
-  return new GetReactor(store_, chunk_bytes_, &shared_memory_gets_, *request);
+  return new GetReactor(store_, chunk_bytes_, &shared_memory_gets_, context,
+                        *request);
 }
 
 grpc::ServerUnaryReactor* KvStoreService::Exists(

@@ -292,6 +292,36 @@ TEST_F(KvStoreServiceTest, SameHostGetsGoThroughSharedMemory) {
   EXPECT_EQ(client->Stats().value()[0].shared_memory_gets, 8u);
 }
 
+TEST_F(KvStoreServiceTest, GetManyIntoHandsEachBlockToTheConsumer) {
+  KvStoreClientOptions options;
+  options.nodes = {server_->address()};
+  std::unique_ptr<KvStoreClient> same_host =
+      KvStoreClient::Create(options).value();
+  for (uint64_t i = 0; i < 4; ++i)
+    ASSERT_TRUE(client_->Put(SmallBlock(i)).ok());
+  const std::vector<BlockKey> keys = {TestKey(0), TestKey(1), TestKey(9),
+                                      TestKey(3)};
+  for (KvStoreClient* client : {client_.get(), same_host.get()}) {
+    std::vector<std::string> received(keys.size());
+    const std::vector<absl::Status> statuses =
+        client->GetManyInto(keys, [&](size_t index, absl::string_view block) {
+          received[index] = std::string(block);
+          return index == 3 ? absl::InternalError("consumer refused")
+                            : absl::OkStatus();
+        });
+    ASSERT_EQ(statuses.size(), 4u);
+    EXPECT_TRUE(statuses[0].ok()) << statuses[0];
+    EXPECT_TRUE(statuses[1].ok()) << statuses[1];
+    EXPECT_EQ(statuses[2].code(), absl::StatusCode::kNotFound);
+    EXPECT_EQ(statuses[3].code(), absl::StatusCode::kInternal);
+    EXPECT_EQ(received[0], SmallBlock(0));
+    EXPECT_EQ(received[1], SmallBlock(1));
+    EXPECT_EQ(received[3], SmallBlock(3));
+  }
+  // The same-host client read three blocks through shared memory.
+  EXPECT_EQ(same_host->Stats().value()[0].shared_memory_gets, 3u);
+}
+
 TEST_F(KvStoreServiceTest, BlockLargerThanTheSlotIsStreamed) {
   KvStoreClientOptions options;
   options.nodes = {server_->address()};

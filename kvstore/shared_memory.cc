@@ -19,9 +19,9 @@
 namespace tandem {
 namespace {
 
-constexpr absl::string_view kNamePrefix = "/tandem-kv-";
+constexpr absl::string_view kNamePrefix = "tandem-kv-";
 
-absl::Status Errno(absl::string_view what, const std::string& name) {
+absl::Status Errno(absl::string_view what, absl::string_view name) {
   const int error = errno;
   const std::string message =
       absl::StrCat(what, " shared memory ", name, ": ", std::strerror(error));
@@ -42,6 +42,37 @@ bool WriteFully(int fd, absl::string_view bytes, uint64_t offset) {
   return true;
 }
 
+// What the descriptor `fd` of this process refers to, as /proc shows it.
+std::string DescriptorTarget(int fd) {
+  char target[256];
+  const ssize_t n = readlink(absl::StrCat("/proc/self/fd/", fd).c_str(), target,
+                             sizeof(target));
+  if (n <= 0 || static_cast<size_t>(n) >= sizeof(target)) return "";
+  return std::string(target, n);
+}
+
+// Checks the opened descriptor and writes the slot.
+absl::Status WriteOpened(int fd, const SharedMemorySlot& slot,
+                         absl::string_view bytes) {
+  // A memfd shows as "/memfd:<name> (deleted)".
+  if (DescriptorTarget(fd) !=
+      absl::StrCat("/memfd:", slot.name, " (deleted)")) {
+    return absl::NotFoundError(
+        absl::StrCat("descriptor ", slot.fd, " of process ", slot.pid,
+                     " is not shared memory ", slot.name));
+  }
+  struct stat status;
+  if (fstat(fd, &status) != 0) return Errno("cannot inspect", slot.name);
+  if (slot.offset + bytes.size() > static_cast<uint64_t>(status.st_size)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "slot at ", slot.offset, " lies outside shared memory ", slot.name));
+  }
+  if (!WriteFully(fd, bytes, slot.offset)) {
+    return Errno("cannot write", slot.name);
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 bool IsSharedMemorySlotName(absl::string_view name) {
@@ -56,32 +87,25 @@ bool IsSharedMemorySlotName(absl::string_view name) {
   return true;
 }
 
-absl::Status WriteToSharedMemory(const std::string& name, uint64_t offset,
-                                 uint64_t capacity, absl::string_view bytes) {
-  if (!IsSharedMemorySlotName(name)) {
+absl::Status WriteToSharedMemory(const SharedMemorySlot& slot,
+                                 absl::string_view bytes) {
+  if (!IsSharedMemorySlotName(slot.name) || slot.pid == 0 || slot.fd < 0) {
     return absl::InvalidArgumentError(
-        absl::StrCat("\"", name, "\" is not a KV store shared memory name"));
+        absl::StrCat("malformed shared memory slot \"", slot.name, "\" pid ",
+                     slot.pid, " fd ", slot.fd));
   }
   constexpr uint64_t kMaxOffset = std::numeric_limits<off_t>::max();
-  if (bytes.size() > capacity || offset > kMaxOffset - bytes.size()) {
+  if (bytes.size() > slot.capacity || slot.offset > kMaxOffset - bytes.size()) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "block of ", bytes.size(), " bytes does not fit the slot at ", offset,
-        " of ", capacity, " bytes"));
+        "block of ", bytes.size(), " bytes does not fit the slot at ",
+        slot.offset, " of ", slot.capacity, " bytes"));
   }
-  const int fd = shm_open(name.c_str(), O_RDWR, 0);
-  if (fd < 0) return Errno("cannot open", name);
-  struct stat status;
-  absl::Status result;
-  if (fstat(fd, &status) != 0) {
-    result = Errno("cannot inspect", name);
-  } else if (offset + bytes.size() > static_cast<uint64_t>(status.st_size)) {
-    result = absl::InvalidArgumentError(
-        absl::StrCat("slot at ", offset, " lies outside shared memory ", name));
-  } else if (!WriteFully(fd, bytes, offset)) {
-    result = Errno("cannot write", name);
-  }
+  const int fd = open(absl::StrCat("/proc/", slot.pid, "/fd/", slot.fd).c_str(),
+                      O_WRONLY | O_CLOEXEC);
+  if (fd < 0) return Errno("cannot open", slot.name);
+  const absl::Status status = WriteOpened(fd, slot, bytes);
   close(fd);
-  return result;
+  return status;
 }
 
 bool IsLoopbackAddress(absl::string_view address) {
@@ -92,19 +116,22 @@ bool IsLoopbackAddress(absl::string_view address) {
   return host == "localhost" || host == "::1" || absl::StartsWith(host, "127.");
 }
 
-SharedMemoryPool::SharedMemoryPool(std::string name, char* base, uint64_t size,
-                                   uint64_t slot_bytes, int slots)
+SharedMemoryPool::SharedMemoryPool(std::string name, int fd, char* base,
+                                   uint64_t size, uint64_t slot_bytes,
+                                   int slots, absl::Duration quarantine)
     : name_(std::move(name)),
+      fd_(fd),
       base_(base),
       size_(size),
-      slot_bytes_(slot_bytes) {
+      slot_bytes_(slot_bytes),
+      quarantine_(quarantine) {
   for (int i = slots - 1; i >= 0; --i) free_slots_.push_back(i);
 }
 
 absl::StatusOr<std::unique_ptr<SharedMemoryPool>> SharedMemoryPool::Create(
-    int slots, uint64_t slot_bytes) {
+    int slots, uint64_t slot_bytes, absl::Duration quarantine) {
   uint64_t size = 0;
-  if (slots <= 0 || slot_bytes == 0 ||
+  if (slots <= 0 || slot_bytes == 0 || quarantine < absl::ZeroDuration() ||
       __builtin_mul_overflow(static_cast<uint64_t>(slots), slot_bytes, &size) ||
       size > static_cast<uint64_t>(std::numeric_limits<off_t>::max())) {
     return absl::InvalidArgumentError(absl::StrCat("bad shared memory pool of ",
@@ -114,36 +141,43 @@ absl::StatusOr<std::unique_ptr<SharedMemoryPool>> SharedMemoryPool::Create(
   std::random_device random;
   const std::string name = absl::StrFormat("%s%x-%08x%08x", kNamePrefix,
                                            getpid(), random(), random());
-  const int fd = shm_open(name.c_str(), O_CREAT | O_EXCL | O_RDWR, 0600);
+  const int fd = memfd_create(name.c_str(), MFD_CLOEXEC);
   if (fd < 0) return Errno("cannot create", name);
-  absl::Status status;
-  void* base = MAP_FAILED;
   if (ftruncate(fd, static_cast<off_t>(size)) != 0) {
-    status = Errno("cannot size", name);
-  } else if (const int error = posix_fallocate(fd, 0, static_cast<off_t>(size));
-             error != 0) {
-    errno = error;
-    status = Errno("cannot reserve", name);
-  } else {
-    base = mmap(nullptr, size, PROT_READ, MAP_SHARED, fd, 0);
-    if (base == MAP_FAILED) status = Errno("cannot map", name);
+    const absl::Status status = Errno("cannot size", name);
+    close(fd);
+    return status;
   }
-  close(fd);
-  if (!status.ok()) {
-    shm_unlink(name.c_str());
+  void* base = mmap(nullptr, size, PROT_READ, MAP_SHARED, fd, 0);
+  if (base == MAP_FAILED) {
+    const absl::Status status = Errno("cannot map", name);
+    close(fd);
     return status;
   }
   return std::unique_ptr<SharedMemoryPool>(new SharedMemoryPool(
-      name, static_cast<char*>(base), size, slot_bytes, slots));
+      name, fd, static_cast<char*>(base), size, slot_bytes, slots, quarantine));
 }
 
 SharedMemoryPool::~SharedMemoryPool() {
   munmap(base_, size_);
-  shm_unlink(name_.c_str());
+  close(fd_);
+}
+
+SharedMemorySlot SharedMemoryPool::Locate(const Slot& slot) const {
+  return SharedMemorySlot{.name = name_,
+                          .pid = static_cast<uint32_t>(getpid()),
+                          .fd = fd_,
+                          .offset = slot.offset,
+                          .capacity = slot.capacity};
 }
 
 std::optional<SharedMemoryPool::Slot> SharedMemoryPool::TryAcquire() {
   absl::MutexLock lock(&mu_);
+  const absl::Time now = absl::Now();
+  while (!quarantined_.empty() && quarantined_.front().second <= now) {
+    free_slots_.push_back(quarantined_.front().first);
+    quarantined_.pop_front();
+  }
   if (free_slots_.empty()) return std::nullopt;
   const uint64_t index = free_slots_.back();
   free_slots_.pop_back();
@@ -155,6 +189,12 @@ std::optional<SharedMemoryPool::Slot> SharedMemoryPool::TryAcquire() {
 void SharedMemoryPool::Release(const Slot& slot) {
   absl::MutexLock lock(&mu_);
   free_slots_.push_back(static_cast<int>(slot.offset / slot_bytes_));
+}
+
+void SharedMemoryPool::Quarantine(const Slot& slot) {
+  absl::MutexLock lock(&mu_);
+  quarantined_.emplace_back(static_cast<int>(slot.offset / slot_bytes_),
+                            absl::Now() + quarantine_);
 }
 
 }  // namespace tandem

@@ -1,28 +1,33 @@
 // The same-host fast path of KV store Gets: a client on the node's host
-// offers a slot of a POSIX shared memory object it owns, and the node writes
-// the block into that slot instead of streaming its bytes over the socket.
-// The block then crosses once through the kernel (the node's pwrite) and
-// once into the caller's buffer, instead of through gRPC's buffers and the
-// TCP stack, and the client still checks it against its checksum.
+// offers a slot of a memory file it owns (a memfd), and the node writes the
+// block into that slot instead of streaming its bytes over the socket. The
+// block then crosses once through the kernel (the node's pwrite) and once
+// into the caller's buffer, instead of through gRPC's buffers and the TCP
+// stack, and the client still checks it against its checksum.
 //
-// The node opens the object by name for each Get and writes with pwrite, so
-// it never maps client memory (a client that shrinks its object cannot
-// crash the node) and keeps no descriptor once the Get is done. Names are
-// restricted to the form SharedMemoryPool creates, so a node only ever
-// writes into objects made for this purpose. Anyone who can reach a node
-// from the same host and user could aim its writes at another client's
-// slots; the path trusts same-host, same-user clients to that extent. A
-// node still writing for a Get its client has abandoned (deadline passed)
-// can only make a later Get through the same slot fail its checksum, never
-// return wrong bytes.
+// The node reaches the memfd through /proc/<client pid>/fd/<fd>, checks that
+// what it opened is a memfd of the slot's name (random per pool, so a
+// reused pid or descriptor, or a client in another pid namespace, never
+// matches), writes with pwrite and closes it again. It never maps client
+// memory, so a client that shrinks its memfd cannot crash the node, and a
+// memfd disappears with its process, so a client that dies leaves nothing
+// behind. The node can only open the memfds of processes it could trace
+// (the same user); anyone who can reach a node as that user could aim its
+// writes at another client's slots, and the path trusts same-host,
+// same-user clients to that extent. A node writes a slot only for a Get
+// that is neither cancelled nor past its deadline, and a client lends a
+// slot whose Get failed again only after a quarantine, so that a late write
+// for an abandoned Get cannot land in a slot lent to a later one.
 #ifndef TANDEM_KVSTORE_SHARED_MEMORY_H_
 #define TANDEM_KVSTORE_SHARED_MEMORY_H_
 
 #include <cstddef>
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -30,27 +35,38 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 
 namespace tandem {
 
-// True if `name` has the form of a SharedMemoryPool object:
-// "/tandem-kv-" followed by 1 to 64 lowercase hex digits or dashes.
+// Where a client's slot is, as a node on the same host reaches it.
+struct SharedMemorySlot {
+  std::string name;  // the memfd's name, IsSharedMemorySlotName
+  uint32_t pid = 0;  // the client's process
+  int32_t fd = -1;   // the client's descriptor of the memfd
+  uint64_t offset = 0;
+  uint64_t capacity = 0;
+};
+
+// True if `name` has the form of a SharedMemoryPool memfd name:
+// "tandem-kv-" followed by 1 to 64 lowercase hex digits or dashes.
 bool IsSharedMemorySlotName(absl::string_view name);
 
-// Writes `bytes` at `offset` of the shared memory object `name` (node
-// side). InvalidArgument if the name is not a slot name or the bytes exceed
-// `capacity`; NotFound if no such object exists on this host; Unavailable
-// if it cannot be written (permissions, no space).
-absl::Status WriteToSharedMemory(const std::string& name, uint64_t offset,
-                                 uint64_t capacity, absl::string_view bytes);
+// Writes `bytes` into `slot` (node side). InvalidArgument if the slot is
+// malformed (name, pid, fd) or the bytes exceed its capacity or its memfd;
+// NotFound if the process has no such descriptor or it is not a memfd of
+// that name; Unavailable if it cannot be opened or written (permissions,
+// no memory).
+absl::Status WriteToSharedMemory(const SharedMemorySlot& slot,
+                                 absl::string_view bytes);
 
 // True if `address` ("host:port") names this host over loopback: a host of
 // localhost, 127.x.x.x or [::1].
 bool IsLoopbackAddress(absl::string_view address);
 
-// A client's shared memory object, split into equal slots that Gets lend
-// to nodes. Thread-safe. The object is removed from /dev/shm when the pool
-// is destroyed (or stays behind if the process dies).
+// A client's memfd, split into equal slots that Gets lend to nodes. It is
+// freed when the pool is destroyed or the process ends. Thread-safe.
 class SharedMemoryPool {
  public:
   // A slot lent to one Get; give it back with Release.
@@ -60,35 +76,44 @@ class SharedMemoryPool {
     const char* data = nullptr;  // the slot's bytes, mapped read-only
   };
 
-  // Creates an object of `slots` slots of `slot_bytes` each, with its space
-  // reserved up front (so that a full /dev/shm fails here, not later).
-  // InvalidArgument for zero sizes; Unavailable if the object cannot be
-  // created, sized or mapped.
+  // Creates a memfd of `slots` slots of `slot_bytes` each. It is sparse:
+  // memory is taken as nodes write blocks into slots. Quarantined slots are
+  // lent again after `quarantine`. InvalidArgument for zero sizes or a
+  // negative quarantine; Unavailable if the memfd cannot be created, sized
+  // or mapped.
   static absl::StatusOr<std::unique_ptr<SharedMemoryPool>> Create(
-      int slots, uint64_t slot_bytes);
+      int slots, uint64_t slot_bytes,
+      absl::Duration quarantine = absl::Seconds(10));
 
   ~SharedMemoryPool();
 
-  // The object's name, for GetRequest.shared_memory.name.
-  const std::string& name() const { return name_; }
+  // Where `slot` is, for a node to write into.
+  SharedMemorySlot Locate(const Slot& slot) const;
 
-  // A free slot, or nullopt if every slot is lent.
+  // A free slot, or nullopt if every slot is lent or quarantined.
   std::optional<Slot> TryAcquire() ABSL_LOCKS_EXCLUDED(mu_);
-  // Returns a slot from TryAcquire.
+  // Returns a slot from TryAcquire whose Get succeeded.
   void Release(const Slot& slot) ABSL_LOCKS_EXCLUDED(mu_);
+  // Returns a slot from TryAcquire whose Get failed: a node may still be
+  // writing into it, so it is lent again only after the quarantine.
+  void Quarantine(const Slot& slot) ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
-  SharedMemoryPool(std::string name, char* base, uint64_t size,
-                   uint64_t slot_bytes, int slots);
+  SharedMemoryPool(std::string name, int fd, char* base, uint64_t size,
+                   uint64_t slot_bytes, int slots, absl::Duration quarantine);
 
   // Constant after construction.
   const std::string name_;
+  const int fd_;
   char* const base_;
   const uint64_t size_;
   const uint64_t slot_bytes_;
+  const absl::Duration quarantine_;
 
   absl::Mutex mu_;
   std::vector<int> free_slots_ ABSL_GUARDED_BY(mu_);
+  // Quarantined slots and when each may be lent again, oldest first.
+  std::deque<std::pair<int, absl::Time>> quarantined_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace tandem

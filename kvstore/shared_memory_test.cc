@@ -1,5 +1,9 @@
 #include "kvstore/shared_memory.h"
 
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
 #include <string>
 
 #include "gtest/gtest.h"
@@ -8,12 +12,12 @@ namespace tandem {
 namespace {
 
 TEST(SharedMemoryTest, SlotNamesHaveTheTandemForm) {
-  EXPECT_TRUE(IsSharedMemorySlotName("/tandem-kv-1a2b-00ff"));
-  EXPECT_FALSE(IsSharedMemorySlotName("/tandem-kv-"));
-  EXPECT_FALSE(IsSharedMemorySlotName("/tandem-kv-../../etc"));
-  EXPECT_FALSE(IsSharedMemorySlotName("/other-1234"));
-  EXPECT_FALSE(IsSharedMemorySlotName("/tandem-kv-ABCD"));
-  EXPECT_FALSE(IsSharedMemorySlotName("/tandem-kv-" + std::string(65, 'a')));
+  EXPECT_TRUE(IsSharedMemorySlotName("tandem-kv-1a2b-00ff"));
+  EXPECT_FALSE(IsSharedMemorySlotName("tandem-kv-"));
+  EXPECT_FALSE(IsSharedMemorySlotName("tandem-kv-../../etc"));
+  EXPECT_FALSE(IsSharedMemorySlotName("other-1234"));
+  EXPECT_FALSE(IsSharedMemorySlotName("tandem-kv-ABCD"));
+  EXPECT_FALSE(IsSharedMemorySlotName("tandem-kv-" + std::string(65, 'a')));
 }
 
 TEST(SharedMemoryTest, LoopbackAddressesAreSameHost) {
@@ -33,49 +37,89 @@ TEST(SharedMemoryTest, NodeWritesLandInTheClientsSlot) {
   std::optional<SharedMemoryPool::Slot> second = (*pool)->TryAcquire();
   ASSERT_TRUE(first.has_value() && second.has_value());
   EXPECT_FALSE((*pool)->TryAcquire().has_value());
-  ASSERT_TRUE(WriteToSharedMemory((*pool)->name(), second->offset,
-                                  second->capacity, "block bytes")
-                  .ok());
+  const absl::Status written =
+      WriteToSharedMemory((*pool)->Locate(*second), "block bytes");
+  ASSERT_TRUE(written.ok()) << written;
   EXPECT_EQ(std::string(second->data, 11), "block bytes");
   (*pool)->Release(*first);
   EXPECT_TRUE((*pool)->TryAcquire().has_value());
 }
 
+TEST(SharedMemoryTest, QuarantinedSlotIsLentAgainOnlyAfterTheQuarantine) {
+  auto held = SharedMemoryPool::Create(1, 16, absl::Hours(1));
+  ASSERT_TRUE(held.ok()) << held.status();
+  (*held)->Quarantine(*(*held)->TryAcquire());
+  EXPECT_FALSE((*held)->TryAcquire().has_value());
+
+  auto brief = SharedMemoryPool::Create(1, 16, absl::ZeroDuration());
+  ASSERT_TRUE(brief.ok()) << brief.status();
+  (*brief)->Quarantine(*(*brief)->TryAcquire());
+  EXPECT_TRUE((*brief)->TryAcquire().has_value());
+}
+
 TEST(SharedMemoryTest, RefusesWritesThatDoNotFit) {
   auto pool = SharedMemoryPool::Create(1, 16);
   ASSERT_TRUE(pool.ok()) << pool.status();
-  const std::string name = (*pool)->name();
-  EXPECT_EQ(WriteToSharedMemory(name, 0, 16, std::string(17, 'x')).code(),
+  SharedMemorySlot slot = (*pool)->Locate(*(*pool)->TryAcquire());
+  EXPECT_EQ(WriteToSharedMemory(slot, std::string(17, 'x')).code(),
             absl::StatusCode::kInvalidArgument);
-  // A slot claimed beyond the end of the object.
-  EXPECT_EQ(WriteToSharedMemory(name, 8, 16, std::string(16, 'x')).code(),
+  // A slot claimed beyond the end of the memfd.
+  slot.offset = 8;
+  EXPECT_EQ(WriteToSharedMemory(slot, std::string(16, 'x')).code(),
             absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(WriteToSharedMemory(name, ~uint64_t{0}, 16, "x").code(),
+  slot.offset = ~uint64_t{0};
+  EXPECT_EQ(WriteToSharedMemory(slot, "x").code(),
             absl::StatusCode::kInvalidArgument);
 }
 
-TEST(SharedMemoryTest, UnknownOrForeignObjectsAreRefused) {
-  EXPECT_EQ(WriteToSharedMemory("/tandem-kv-0-dead", 0, 16, "x").code(),
+TEST(SharedMemoryTest, DescriptorsThatAreNotTheSlotAreRefused) {
+  auto pool = SharedMemoryPool::Create(1, 16);
+  ASSERT_TRUE(pool.ok()) << pool.status();
+  SharedMemorySlot slot = (*pool)->Locate(*(*pool)->TryAcquire());
+  // Another file of this process under the slot's descriptor number.
+  SharedMemorySlot elsewhere = slot;
+  elsewhere.fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
+  ASSERT_GE(elsewhere.fd, 0);
+  EXPECT_EQ(WriteToSharedMemory(elsewhere, "x").code(),
             absl::StatusCode::kNotFound);
-  EXPECT_EQ(WriteToSharedMemory("/not-ours", 0, 16, "x").code(),
+  close(elsewhere.fd);
+  // A memfd of another name.
+  SharedMemorySlot renamed = slot;
+  renamed.name = "tandem-kv-0-beef";
+  EXPECT_EQ(WriteToSharedMemory(renamed, "x").code(),
+            absl::StatusCode::kNotFound);
+  // A descriptor the process does not have.
+  SharedMemorySlot missing = slot;
+  missing.fd = 1 << 20;
+  EXPECT_EQ(WriteToSharedMemory(missing, "x").code(),
+            absl::StatusCode::kNotFound);
+  // Malformed slots.
+  SharedMemorySlot foreign = slot;
+  foreign.name = "not-ours";
+  EXPECT_EQ(WriteToSharedMemory(foreign, "x").code(),
+            absl::StatusCode::kInvalidArgument);
+  foreign = slot;
+  foreign.pid = 0;
+  EXPECT_EQ(WriteToSharedMemory(foreign, "x").code(),
             absl::StatusCode::kInvalidArgument);
 }
 
-TEST(SharedMemoryTest, PoolRemovesItsObject) {
-  std::string name;
+TEST(SharedMemoryTest, PoolClosesItsMemfd) {
+  SharedMemorySlot slot;
   {
     auto pool = SharedMemoryPool::Create(1, 16);
     ASSERT_TRUE(pool.ok()) << pool.status();
-    name = (*pool)->name();
+    slot = (*pool)->Locate(*(*pool)->TryAcquire());
   }
-  EXPECT_EQ(WriteToSharedMemory(name, 0, 16, "x").code(),
-            absl::StatusCode::kNotFound);
+  EXPECT_EQ(WriteToSharedMemory(slot, "x").code(), absl::StatusCode::kNotFound);
 }
 
 TEST(SharedMemoryTest, BadPoolSizesAreInvalidArgument) {
   EXPECT_EQ(SharedMemoryPool::Create(0, 16).status().code(),
             absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(SharedMemoryPool::Create(1, 0).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(SharedMemoryPool::Create(1, 16, absl::Seconds(-1)).status().code(),
             absl::StatusCode::kInvalidArgument);
 }
 

@@ -1,7 +1,8 @@
 // The KV store as a cluster of real `kvstore` processes on loopback ports:
 // blocks above gRPC's default message size, prefix queries over a chain
-// spread across nodes, eviction, checksum rejection, a node killed mid-run,
-// health checking and reflection.
+// spread across nodes, same-host Gets through shared memory, eviction,
+// checksum rejection, a node killed mid-run, health checking and
+// reflection.
 #include <signal.h>
 #include <sys/wait.h>
 
@@ -125,6 +126,15 @@ TEST_F(KvStoreClusterTest, RendezvousHashingPutsKeysOnBothNodes) {
     const bool on_a = client_->NodeFor(TestKey(i)) == node_a_->address();
     EXPECT_EQ(only_a->Exists({TestKey(i)}).value()[0], on_a) << i;
   }
+}
+
+TEST_F(KvStoreClusterTest, SameHostGetsReachTheClientThroughSharedMemory) {
+  const uint64_t on_a = KeyOn(*node_a_);
+  ASSERT_TRUE(client_->Put(SmallBlock(on_a)).ok());
+  EXPECT_EQ(client_->Get(TestKey(on_a)).value(), SmallBlock(on_a));
+  const std::vector<KvStoreNodeStats> stats = client_->Stats().value();
+  EXPECT_EQ(stats[0].shared_memory_gets, 1u);
+  EXPECT_EQ(stats[1].shared_memory_gets, 0u);
 }
 
 TEST_F(KvStoreClusterTest, CorruptedBlocksAreRejectedWithDataLoss) {
