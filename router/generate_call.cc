@@ -119,17 +119,25 @@ bool GenerateCall::cancelled() {
   return cancelled_;
 }
 
-bool GenerateCall::BeginWorkerCall(grpc::ClientContext* context) {
+bool GenerateCall::BeginWorkerCall(grpc::ClientContext* context,
+                                   const WorkerState& worker) {
   context->set_deadline(context_->deadline());
-  absl::MutexLock lock(&mu_);
-  if (cancelled_) return false;
-  worker_call_ = context;
+  {
+    absl::MutexLock lock(&mu_);
+    if (cancelled_) return false;
+    worker_call_ = context;
+  }
+  core_->TrackWorkerCall(worker.id, context);
   return true;
 }
 
-void GenerateCall::EndWorkerCall() {
-  absl::MutexLock lock(&mu_);
-  worker_call_ = nullptr;
+bool GenerateCall::EndWorkerCall(grpc::ClientContext* context,
+                                 const WorkerState& worker) {
+  {
+    absl::MutexLock lock(&mu_);
+    worker_call_ = nullptr;
+  }
+  return core_->UntrackWorkerCall(worker.id, context);
 }
 
 absl::Status GenerateCall::Serve() {
@@ -137,7 +145,7 @@ absl::Status GenerateCall::Serve() {
       request_, ValidateGenerateRequest(core_->model(), *request_proto_,
                                         [this] { return core_->Random(); }));
   outcome_.prompt_tokens = request_.prompt_ids.size();
-  ClusterView view = core_->registry().View();
+  ClusterView view = core_->View();
   if (view.prefill.empty()) {
     return absl::UnavailableError("no prefill worker is available");
   }
@@ -173,20 +181,20 @@ absl::Status GenerateCall::Prefill(const ClusterView& view,
   request.set_logprobs(request_.logprobs);
 
   grpc::ClientContext context;
-  if (!BeginWorkerCall(&context)) {
+  if (!BeginWorkerCall(&context, worker)) {
     return absl::CancelledError("the client cancelled the request");
   }
   auto stub = v1::PrefillWorker::NewStub(core_->Channel(worker.address));
   const grpc::Status status = stub->Prefill(&context, request, response);
-  EndWorkerCall();
-  if (!status.ok()) return WorkerError("prefill", worker, status);
+  const bool departed = EndWorkerCall(&context, worker);
+  if (!status.ok()) return WorkerError("prefill", worker, status, departed);
   outcome_.cached_tokens = response->cached_tokens();
   return absl::OkStatus();
 }
 
 absl::Status GenerateCall::Decode(const v1::PrefillResponse& prefill) {
   // Loads changed while the prefill ran; place the decode on fresh ones.
-  const ClusterView view = core_->registry().View();
+  const ClusterView view = core_->View();
   const int block_size = prefill.handoff().block_size();
   const int64_t blocks =
       block_size <= 0 ? 0
@@ -215,7 +223,7 @@ absl::Status GenerateCall::Decode(const v1::PrefillResponse& prefill) {
   request.set_logprobs(request_.logprobs);
 
   grpc::ClientContext context;
-  if (!BeginWorkerCall(&context)) {
+  if (!BeginWorkerCall(&context, worker)) {
     return absl::CancelledError("the client cancelled the request");
   }
   auto stub = v1::DecodeWorker::NewStub(core_->Channel(worker.address));
@@ -223,8 +231,8 @@ absl::Status GenerateCall::Decode(const v1::PrefillResponse& prefill) {
       stub->Decode(&context, request);
   absl::Status relayed = Relay(*reader);
   const grpc::Status status = reader->Finish();
-  EndWorkerCall();
-  if (!status.ok()) return WorkerError("decode", worker, status);
+  const bool departed = EndWorkerCall(&context, worker);
+  if (!status.ok()) return WorkerError("decode", worker, status, departed);
   if (!relayed.ok()) {
     return absl::InternalError(absl::StrCat(
         "decode worker ", WorkerName(worker), ": ", relayed.message()));
@@ -271,9 +279,15 @@ absl::Status GenerateCall::Relay(
 
 absl::Status GenerateCall::WorkerError(const char* role,
                                        const WorkerState& worker,
-                                       const grpc::Status& status) {
+                                       const grpc::Status& status,
+                                       bool departed) {
   if (cancelled()) {
     return absl::CancelledError("the client cancelled the request");
+  }
+  if (departed) {
+    return absl::UnavailableError(
+        absl::StrCat(role, " worker ", WorkerName(worker),
+                     " stopped sending heartbeats and left rotation"));
   }
   const std::string where = absl::StrCat(role, " worker ", WorkerName(worker),
                                          ": ", status.error_message());

@@ -64,17 +64,21 @@ class GenerateCall final
   // Reads the decode stream until it ends; OK once a finish reason came.
   absl::Status Relay(grpc::ClientReaderInterface<v1::DecodeResponse>& reader);
   // A worker call's failure as the client should see it.
+  // `departed`: the call was cancelled because the worker left rotation.
   absl::Status WorkerError(const char* role, const WorkerState& worker,
-                           const grpc::Status& status);
+                           const grpc::Status& status, bool departed);
 
   // Streams `reply` to the client (merged with any not yet sent).
   void Send(v1::GenerateResponse reply) ABSL_LOCKS_EXCLUDED(mu_);
   // Ends the call once every reply is written.
   void FinishWith(const absl::Status& status) ABSL_LOCKS_EXCLUDED(mu_);
-  // Registers the worker call to cancel with the client's; false if the
-  // client already cancelled.
-  bool BeginWorkerCall(grpc::ClientContext* context) ABSL_LOCKS_EXCLUDED(mu_);
-  void EndWorkerCall() ABSL_LOCKS_EXCLUDED(mu_);
+  // Registers the call to `worker` to cancel with the client's call or
+  // when the worker leaves rotation; false if the client already
+  // cancelled. EndWorkerCall returns whether the worker left during it.
+  bool BeginWorkerCall(grpc::ClientContext* context, const WorkerState& worker)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  bool EndWorkerCall(grpc::ClientContext* context, const WorkerState& worker)
+      ABSL_LOCKS_EXCLUDED(mu_);
   bool cancelled() ABSL_LOCKS_EXCLUDED(mu_);
   void LogOutcome(const absl::Status& status) const;
 

@@ -27,6 +27,39 @@ std::shared_ptr<grpc::Channel> RouterCore::Channel(const std::string& address) {
   return channel;
 }
 
+ClusterView RouterCore::View() {
+  ClusterView view = registry_.View();
+  if (view.departed.empty()) return view;
+  absl::MutexLock lock(&mu_);
+  for (const std::string& id : view.departed) {
+    auto [begin, end] = worker_calls_.equal_range(id);
+    for (auto it = begin; it != end; ++it) {
+      departed_calls_.insert(it->second);
+      it->second->TryCancel();
+    }
+  }
+  return view;
+}
+
+void RouterCore::TrackWorkerCall(const std::string& worker_id,
+                                 grpc::ClientContext* context) {
+  absl::MutexLock lock(&mu_);
+  worker_calls_.emplace(worker_id, context);
+}
+
+bool RouterCore::UntrackWorkerCall(const std::string& worker_id,
+                                   grpc::ClientContext* context) {
+  absl::MutexLock lock(&mu_);
+  auto [begin, end] = worker_calls_.equal_range(worker_id);
+  for (auto it = begin; it != end; ++it) {
+    if (it->second == context) {
+      worker_calls_.erase(it);
+      break;
+    }
+  }
+  return departed_calls_.erase(context) > 0;
+}
+
 bool RouterCore::TryAdmit() {
   absl::MutexLock lock(&mu_);
   if (inflight_ >= max_inflight_) return false;

@@ -11,6 +11,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 
 #include "absl/base/thread_annotations.h"
@@ -50,6 +51,20 @@ class RouterCore {
   const ServedModel& model() const { return model_; }
   WorkerRegistry& registry() { return registry_; }
 
+  // The registry's view (WorkerRegistry::View). Worker calls tracked for a
+  // worker that this view finds expired are cancelled: a worker that hangs
+  // instead of dying fails its streams within the expiry, not never.
+  ClusterView View() ABSL_LOCKS_EXCLUDED(mu_);
+
+  // Tracks `context`, a call to worker `worker_id`, until Untrack. REQUIRES:
+  // `context` outlives the tracking.
+  void TrackWorkerCall(const std::string& worker_id,
+                       grpc::ClientContext* context) ABSL_LOCKS_EXCLUDED(mu_);
+  // Stops tracking; returns whether the call was cancelled because its
+  // worker left rotation.
+  bool UntrackWorkerCall(const std::string& worker_id,
+                         grpc::ClientContext* context) ABSL_LOCKS_EXCLUDED(mu_);
+
   // The channel to the worker at `address`, created on first use and
   // shared afterwards.
   std::shared_ptr<grpc::Channel> Channel(const std::string& address)
@@ -83,6 +98,11 @@ class RouterCore {
   std::map<std::string, std::shared_ptr<grpc::Channel>> channels_
       ABSL_GUARDED_BY(mu_);
   absl::BitGen random_ ABSL_GUARDED_BY(mu_);
+  // Worker calls in flight by worker id, and those cancelled because their
+  // worker left.
+  std::multimap<std::string, grpc::ClientContext*> worker_calls_
+      ABSL_GUARDED_BY(mu_);
+  std::set<grpc::ClientContext*> departed_calls_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace tandem

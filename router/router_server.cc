@@ -112,7 +112,7 @@ void RouterServer::HealthLoop() {
   absl::MutexLock lock(&mu_);
   do {
     mu_.Unlock();
-    const ClusterView view = core_->registry().View();
+    const ClusterView view = core_->View();
     const bool now_serving = !view.prefill.empty() && !view.decode.empty();
     if (now_serving != serving) {
       serving = now_serving;

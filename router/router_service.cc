@@ -46,7 +46,7 @@ grpc::ServerUnaryReactor* RouterService::ListModels(
     grpc::CallbackServerContext* context, const v1::ListModelsRequest* request,
     v1::ListModelsResponse* response) {
   const ServedModel& model = core_->model();
-  const ClusterView view = core_->registry().View();
+  const ClusterView view = core_->View();
   v1::ModelInfo* info = response->add_models();
   info->set_id(model.id);
   info->set_max_context(model.context());

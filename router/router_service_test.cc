@@ -61,8 +61,10 @@ class RouterServiceTest : public ::testing::Test {
   }
 
   // Starts the router with both fakes listed statically.
-  void StartRouter(int max_inflight = 16, bool with_decode = true) {
+  void StartRouter(int max_inflight = 16, bool with_decode = true,
+                   absl::Duration worker_expiry = absl::Seconds(3)) {
     RouterOptions options;
+    options.worker_expiry = worker_expiry;
     options.listen = "127.0.0.1:0";
     options.model_dir = model_dir_->string();
     options.prefill_workers = {prefill_server_.address};
@@ -325,6 +327,30 @@ TEST_F(RouterServiceTest, HeartbeatsRegisterWorkersOfTheServedModel) {
   const Stream stream = Generate(Text("a", 2));
   EXPECT_TRUE(stream.status.ok()) << stream.status;
   EXPECT_EQ(decode_.calls(), 1);
+}
+
+TEST_F(RouterServiceTest, HungDecodeWorkerThatStopsHeartbeatsFailsTheStream) {
+  // The prefill worker is polled every 100ms; the decode worker sends one
+  // heartbeat and then hangs mid-stream, as a stuck host would.
+  StartRouter(16, /*with_decode=*/false, absl::Milliseconds(500));
+  decode_.set_mode(FakeDecodeWorker::Mode::kHangAfterFirst);
+  auto membership = v1::Membership::NewStub(grpc::CreateChannel(
+      router_->address(), grpc::InsecureChannelCredentials()));
+  v1::HeartbeatRequest beat;
+  beat.set_worker_id("decode-1");
+  beat.set_address(decode_server_.address);
+  *beat.mutable_load() = testing::FakeLoad(v1::WORKER_KIND_DECODE);
+  v1::HeartbeatResponse response;
+  grpc::ClientContext context;
+  ASSERT_TRUE(membership->Heartbeat(&context, beat, &response).ok());
+
+  const absl::Time start = absl::Now();
+  const Stream stream = Generate(Text("a", 5));
+  EXPECT_EQ(stream.status.code(), absl::StatusCode::kUnavailable);
+  EXPECT_THAT(stream.status.message(), HasSubstr("left rotation"));
+  EXPECT_EQ(stream.tokens.size(), 1u);
+  EXPECT_LT(absl::Now() - start, absl::Seconds(5));
+  EXPECT_TRUE(decode_.AwaitCancelled(1, absl::Seconds(5)));
 }
 
 TEST_F(RouterServiceTest, RouterHealthFollowsWorkerAvailability) {

@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "glog/logging.h"
 
 namespace tandem {
@@ -18,6 +19,12 @@ std::string KindName(v1::WorkerKind kind) {
     default:
       return "unspecified";
   }
+}
+
+// "<fingerprint hex>/<block size>", for logs.
+std::string KeyingName(const BlockKeying& keying) {
+  return absl::StrFormat("%016x%016x/%d", keying.fingerprint.words[1],
+                         keying.fingerprint.words[0], keying.block_size);
 }
 
 }  // namespace
@@ -83,7 +90,7 @@ void WorkerRegistry::RecordSent(const std::string& id, int64_t tokens,
   state.sent_blocks += blocks;
 }
 
-void WorkerRegistry::ExpireLocked() {
+void WorkerRegistry::ExpireLocked(std::vector<std::string>& departed) {
   const absl::Time now = clock_();
   for (auto it = workers_.begin(); it != workers_.end();) {
     const Entry& entry = it->second;
@@ -95,6 +102,7 @@ void WorkerRegistry::ExpireLocked() {
               << " address=" << entry.state.address
               << " reason=expired silent_s="
               << absl::ToDoubleSeconds(now - entry.last_report);
+    departed.push_back(it->first);
     it = workers_.erase(it);
   }
 }
@@ -128,8 +136,8 @@ BlockKeying WorkerRegistry::MajorityKeyingLocked() const {
 
 ClusterView WorkerRegistry::View() {
   absl::MutexLock lock(&mu_);
-  ExpireLocked();
   ClusterView view;
+  ExpireLocked(view.departed);
   view.keying = MajorityKeyingLocked();
   for (auto& [id, entry] : workers_) {
     const BlockKeying keying = KeyingOf(entry.state.load);
@@ -138,10 +146,10 @@ ClusterView WorkerRegistry::View() {
       if (!entry.warned_excluded) {
         LOG(WARNING) << "worker excluded node=" << id
                      << " address=" << entry.state.address
-                     << " block_size=" << keying.block_size
-                     << " reason=keying differs from the majority (block "
-                        "size "
-                     << view.keying.block_size << ")";
+                     << " keying=" << KeyingName(keying)
+                     << " majority=" << KeyingName(view.keying)
+                     << " reason=model fingerprint or block size differs "
+                        "from most workers'";
         entry.warned_excluded = true;
       }
       continue;

@@ -59,6 +59,8 @@ struct ClusterView {
   std::vector<WorkerState> prefill;  // live and agreeing, ordered by id
   std::vector<WorkerState> decode;   // live and agreeing, ordered by id
   int excluded = 0;                  // live workers left out for another keying
+  // Workers this View call found expired and removed.
+  std::vector<std::string> departed;
 };
 
 class WorkerRegistry {
@@ -90,8 +92,8 @@ class WorkerRegistry {
   void RecordSent(const std::string& id, int64_t tokens, int sequences,
                   int64_t blocks) ABSL_LOCKS_EXCLUDED(mu_);
 
-  // Drops expired workers (logging each) and returns the live workers that
-  // agree on the keying.
+  // Drops expired workers (logging each, and listing them in `departed`)
+  // and returns the live workers that agree on the keying.
   ClusterView View() ABSL_LOCKS_EXCLUDED(mu_);
 
   absl::Duration expiry() const { return expiry_; }
@@ -104,7 +106,9 @@ class WorkerRegistry {
     bool warned_excluded = false;
   };
 
-  void ExpireLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Removes expired workers, appending their ids to `departed`.
+  void ExpireLocked(std::vector<std::string>& departed)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The keying of most live workers, ties to the earliest joined.
   BlockKeying MajorityKeyingLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 

@@ -50,6 +50,17 @@ TEST_F(WorkerRegistryTest, WorkerExpiresAfterSilence) {
   EXPECT_THAT(registry_.View().prefill, IsEmpty());
 }
 
+TEST_F(WorkerRegistryTest, ViewListsTheWorkersItExpired) {
+  ASSERT_TRUE(
+      registry_.Report("p1", "h:1", Load(v1::WORKER_KIND_PREFILL)).ok());
+  ASSERT_TRUE(registry_.Report("d1", "h:2", Load(v1::WORKER_KIND_DECODE)).ok());
+  now_ += absl::Seconds(2);
+  ASSERT_TRUE(registry_.Report("d1", "h:2", Load(v1::WORKER_KIND_DECODE)).ok());
+  now_ += absl::Seconds(2);
+  EXPECT_THAT(registry_.View().departed, ElementsAre("p1"));
+  EXPECT_THAT(registry_.View().departed, IsEmpty());  // reported once
+}
+
 TEST_F(WorkerRegistryTest, HeartbeatKeepsWorkerAlive) {
   for (int i = 0; i < 5; ++i) {
     ASSERT_TRUE(
