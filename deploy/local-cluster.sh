@@ -88,7 +88,13 @@ nodes() {
 }
 
 pid_of() { cat "$run_dir/$1.pid" 2>/dev/null || true; }
-alive() { local pid; pid=$(pid_of "$1"); [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null; }
+# Whether process PID runs: it exists and is not a zombie (nodes outlive the
+# shell that started them, so whoever reaps them may do so late).
+running() {
+  kill -0 "$1" 2>/dev/null &&
+    [[ $(awk '{print $3}' "/proc/$1/stat" 2>/dev/null) != Z ]]
+}
+alive() { local pid; pid=$(pid_of "$1"); [[ -n $pid ]] && running "$pid"; }
 address_of() { cat "$run_dir/$1.addr" 2>/dev/null || true; }
 
 # start NAME BINARY FLAGS...: runs a node in the background.
@@ -129,13 +135,13 @@ await() {
 stop() {
   local name=$1 pid waited=0
   pid=$(pid_of "$name")
-  if [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null; then
+  if [[ -n $pid ]] && running "$pid"; then
     kill -TERM "$pid" 2>/dev/null || true
-    while kill -0 "$pid" 2>/dev/null && ((waited < stop_timeout * 10)); do
+    while running "$pid" && ((waited < stop_timeout * 10)); do
       sleep 0.1
       waited=$((waited + 1))
     done
-    if kill -0 "$pid" 2>/dev/null; then
+    if running "$pid"; then
       echo "local-cluster: $name did not stop in ${stop_timeout}s; killing it" >&2
       kill -KILL "$pid" 2>/dev/null || true
     fi
