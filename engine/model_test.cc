@@ -47,7 +47,8 @@ std::unique_ptr<Model> LoadReferenceModel(const std::string& name) {
 std::unique_ptr<PagedKvCache> MakeCache(const Model& model, int block_size,
                                         int blocks) {
   const KvLayout layout = model.kv_layout(block_size);
-  auto cache = PagedKvCache::Create(layout, PagedKvCache::BlockStrideBytes(layout) * blocks);
+  auto cache = PagedKvCache::Create(
+      layout, PagedKvCache::BlockStrideBytes(layout) * blocks);
   EXPECT_TRUE(cache.ok()) << cache.status();
   return std::move(cache).value();
 }

@@ -13,10 +13,10 @@
 
 // Evaluates `expr` (an absl::Status) and returns it from the enclosing
 // function if it is not OK.
-#define TANDEM_RETURN_IF_ERROR(expr)                   \
-  do {                                                 \
-    ::absl::Status tandem_status_ = (expr);            \
-    if (!tandem_status_.ok()) return tandem_status_;   \
+#define TANDEM_RETURN_IF_ERROR(expr)                 \
+  do {                                               \
+    ::absl::Status tandem_status_ = (expr);          \
+    if (!tandem_status_.ok()) return tandem_status_; \
   } while (false)
 
 #define TANDEM_STATUS_CONCAT_INNER_(a, b) a##b
@@ -25,8 +25,8 @@
 // Evaluates `rexpr` (an absl::StatusOr<T>); on error returns its status from
 // the enclosing function, otherwise moves the value into `lhs`, which may be
 // a declaration (`auto x`) or an existing variable.
-#define TANDEM_ASSIGN_OR_RETURN(lhs, rexpr)                                   \
-  TANDEM_ASSIGN_OR_RETURN_IMPL_(                                              \
+#define TANDEM_ASSIGN_OR_RETURN(lhs, rexpr) \
+  TANDEM_ASSIGN_OR_RETURN_IMPL_(            \
       TANDEM_STATUS_CONCAT_(tandem_statusor_, __LINE__), lhs, rexpr)
 
 #define TANDEM_ASSIGN_OR_RETURN_IMPL_(statusor, lhs, rexpr) \
