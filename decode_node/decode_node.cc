@@ -1,10 +1,7 @@
 #include "decode_node/decode_node.h"
 
-#include <signal.h>
-
 #include <chrono>
 #include <cstring>
-#include <filesystem>
 #include <memory>
 #include <utility>
 
@@ -20,6 +17,7 @@
 #include "glog/logging.h"
 #include "kvstore/kvstore_client.h"
 #include "service/heartbeat.h"
+#include "service/node_main.h"
 #include "service/server.h"
 
 namespace tandem {
@@ -59,24 +57,6 @@ absl::Status CheckOptions(const DecodeNodeOptions& options) {
   return absl::OkStatus();
 }
 
-std::string ModelName(const DecodeNodeOptions& options) {
-  if (!options.model_name.empty()) return options.model_name;
-  std::filesystem::path dir(options.model_dir);
-  if (!dir.has_filename()) dir = dir.parent_path();
-  return dir.filename().string();
-}
-
-// Blocks SIGINT and SIGTERM for this thread and those it starts later, and
-// returns the set to wait on.
-sigset_t BlockStopSignals() {
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
-  return signals;
-}
-
 absl::StatusOr<std::unique_ptr<BlockSource>> ConnectStore(
     const DecodeNodeOptions& options) {
   KvStoreClientOptions client_options;
@@ -97,22 +77,6 @@ SchedulerOptions MakeSchedulerOptions(const DecodeNodeOptions& options) {
   return out;
 }
 
-std::unique_ptr<HeartbeatSender> StartHeartbeat(
-    const DecodeNodeOptions& options, const std::string& bound,
-    const DecodeService& service) {
-  if (options.router.empty()) return nullptr;
-  const std::string address =
-      options.advertise_address.empty() ? bound : options.advertise_address;
-  const std::string id = options.worker_id.empty()
-                             ? absl::StrCat("decode@", address)
-                             : options.worker_id;
-  auto heartbeat = std::make_unique<HeartbeatSender>(
-      options.router, id, address,
-      [&service] { return service.CurrentLoad(); });
-  heartbeat->Start();
-  return heartbeat;
-}
-
 }  // namespace
 
 absl::Status RunDecodeNode(const DecodeNodeOptions& options) {
@@ -130,7 +94,8 @@ absl::Status RunDecodeNode(const DecodeNodeOptions& options) {
       Scheduler::Create(model.get(), tokenizer.get(), store.get(),
                         MakeSchedulerOptions(options)));
   scheduler->Start();
-  const std::string model_name = ModelName(options);
+  const std::string model_name =
+      WorkerModelName(options.model_name, options.model_dir);
   DecodeService service(scheduler.get(), tokenizer.get(),
                         DecodeWorkerInfo{.model_name = model_name,
                                          .fingerprint = model->fingerprint(),
@@ -151,11 +116,11 @@ absl::Status RunDecodeNode(const DecodeNodeOptions& options) {
             << " max_waiting=" << options.max_waiting
             << " kvstore=" << absl::StrJoin(options.kvstore, ",")
             << " router=" << (options.router.empty() ? "-" : options.router);
-  std::unique_ptr<HeartbeatSender> heartbeat =
-      StartHeartbeat(options, server.address, service);
+  std::unique_ptr<HeartbeatSender> heartbeat = StartWorkerHeartbeat(
+      options.router, options.worker_id, options.advertise_address,
+      server.address, "decode", [&service] { return service.CurrentLoad(); });
 
-  int signal_number = 0;
-  sigwait(&stop_signals, &signal_number);
+  const int signal_number = WaitForStopSignal(stop_signals);
   LOG(INFO) << "decode node stopping signal=" << strsignal(signal_number);
   heartbeat.reset();
   server.server->Shutdown(std::chrono::system_clock::now() +

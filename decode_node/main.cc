@@ -1,18 +1,13 @@
 // decode_node: a Tandem decode worker. Flags configure it; RunDecodeNode
 // serves until SIGINT or SIGTERM.
-#include <cstdlib>
 #include <string>
 #include <vector>
 
 #include "absl/flags/flag.h"
-#include "absl/flags/parse.h"
-#include "absl/flags/usage.h"
-#include "absl/flags/usage_config.h"
-#include "absl/strings/match.h"
 #include "absl/strings/str_split.h"
 #include "decode_node/decode_node.h"
-#include "glog/logging.h"
 #include "kvstore/byte_size.h"
+#include "service/node_main.h"
 
 ABSL_FLAG(std::string, listen, "127.0.0.1:50081",
           "host:port to serve on; port 0 picks a free port");
@@ -48,19 +43,10 @@ ABSL_FLAG(int, verbosity, 0,
           "verbose log level: 1 logs every step and preemption");
 
 int main(int argc, char** argv) {
-  absl::SetProgramUsageMessage(
-      "Serves a Tandem decode worker (tandem.v1.DecodeWorker).");
   // --help lists the flags defined in this file.
-  absl::FlagsUsageConfig usage;
-  usage.contains_help_flags = [](absl::string_view file) {
-    return absl::EndsWith(file, "decode_node/main.cc");
-  };
-  usage.contains_helpshort_flags = usage.contains_help_flags;
-  absl::SetFlagsUsageConfig(usage);
-  absl::ParseCommandLine(argc, argv);
-  FLAGS_logtostderr = true;
-  FLAGS_v = absl::GetFlag(FLAGS_verbosity);
-  google::InitGoogleLogging(argv[0]);
+  tandem::InitServerMain(
+      argc, argv, "Serves a Tandem decode worker (tandem.v1.DecodeWorker).",
+      "decode_node/main.cc", FLAGS_verbosity);
 
   tandem::DecodeNodeOptions options;
   options.listen = absl::GetFlag(FLAGS_listen);
@@ -79,10 +65,5 @@ int main(int argc, char** argv) {
   options.max_batch = absl::GetFlag(FLAGS_max_batch);
   options.max_waiting = absl::GetFlag(FLAGS_max_waiting);
   options.fetch_threads = absl::GetFlag(FLAGS_fetch_threads);
-  const absl::Status status = tandem::RunDecodeNode(options);
-  if (!status.ok()) {
-    LOG(ERROR) << "decode node failed status=" << status;
-    return EXIT_FAILURE;
-  }
-  return EXIT_SUCCESS;
+  return tandem::ServerExitCode("decode node", tandem::RunDecodeNode(options));
 }

@@ -1,6 +1,5 @@
 #include "kvstore/kvstore_server.h"
 
-#include <signal.h>
 #include <unistd.h>
 
 #include <cstring>
@@ -12,6 +11,7 @@
 #include "glog/logging.h"
 #include "grpcpp/health_check_service_interface.h"
 #include "kvstore/byte_size.h"
+#include "service/node_main.h"
 #include "service/server.h"
 
 namespace tandem {
@@ -31,17 +31,6 @@ absl::Status CheckOptions(const KvStoreServerOptions& options) {
                      kKvBlockHeaderBytes, " bytes"));
   }
   return absl::OkStatus();
-}
-
-// Blocks SIGINT and SIGTERM for this thread and the threads it starts later,
-// and returns the set to wait on.
-sigset_t BlockStopSignals() {
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
-  return signals;
 }
 
 }  // namespace
@@ -92,8 +81,7 @@ absl::Status RunKvStore(const KvStoreServerOptions& options) {
   TANDEM_RETURN_IF_ERROR(
       WriteAddressFile(options.address_file, (*server)->address()));
 
-  int signal_number = 0;
-  sigwait(&stop_signals, &signal_number);
+  const int signal_number = WaitForStopSignal(stop_signals);
   const BlockStoreStats stats = (*server)->store().Stats();
   LOG(INFO) << "kvstore stopping signal=" << strsignal(signal_number)
             << " blocks=" << stats.blocks_stored << " puts=" << stats.puts

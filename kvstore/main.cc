@@ -1,16 +1,11 @@
 // kvstore: one node of Tandem's KV store. Flags configure it; RunKvStore
 // serves until SIGINT or SIGTERM.
-#include <cstdlib>
 #include <string>
 
 #include "absl/flags/flag.h"
-#include "absl/flags/parse.h"
-#include "absl/flags/usage.h"
-#include "absl/flags/usage_config.h"
-#include "absl/strings/match.h"
-#include "glog/logging.h"
 #include "kvstore/byte_size.h"
 #include "kvstore/kvstore_server.h"
+#include "service/node_main.h"
 
 ABSL_FLAG(std::string, listen, "127.0.0.1:50061",
           "host:port to serve on; port 0 picks a free port");
@@ -26,29 +21,15 @@ ABSL_FLAG(int, verbosity, 0,
           "verbose log level: 1 logs refused requests, 2 every block");
 
 int main(int argc, char** argv) {
-  absl::SetProgramUsageMessage(
-      "Serves one node of Tandem's KV store (tandem.v1.KvStore).");
   // --help lists the flags defined in this file.
-  absl::FlagsUsageConfig usage;
-  usage.contains_help_flags = [](absl::string_view file) {
-    return absl::EndsWith(file, "kvstore/main.cc");
-  };
-  usage.contains_helpshort_flags = usage.contains_help_flags;
-  absl::SetFlagsUsageConfig(usage);
-  absl::ParseCommandLine(argc, argv);
-  FLAGS_logtostderr = true;
-  FLAGS_v = absl::GetFlag(FLAGS_verbosity);
-  google::InitGoogleLogging(argv[0]);
+  tandem::InitServerMain(
+      argc, argv, "Serves one node of Tandem's KV store (tandem.v1.KvStore).",
+      "kvstore/main.cc", FLAGS_verbosity);
 
   tandem::KvStoreServerOptions options;
   options.listen = absl::GetFlag(FLAGS_listen);
   options.memory_budget_bytes = absl::GetFlag(FLAGS_memory_budget).bytes;
   options.max_block_bytes = absl::GetFlag(FLAGS_max_block_bytes).bytes;
   options.address_file = absl::GetFlag(FLAGS_address_file);
-  const absl::Status status = tandem::RunKvStore(options);
-  if (!status.ok()) {
-    LOG(ERROR) << "kvstore failed status=" << status;
-    return EXIT_FAILURE;
-  }
-  return EXIT_SUCCESS;
+  return tandem::ServerExitCode("kvstore", tandem::RunKvStore(options));
 }

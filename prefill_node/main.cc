@@ -1,18 +1,13 @@
 // prefill_node: a Tandem prefill worker. Flags configure it; RunPrefillNode
 // serves until SIGINT or SIGTERM.
-#include <cstdlib>
 #include <string>
 #include <vector>
 
 #include "absl/flags/flag.h"
-#include "absl/flags/parse.h"
-#include "absl/flags/usage.h"
-#include "absl/flags/usage_config.h"
-#include "absl/strings/match.h"
 #include "absl/strings/str_split.h"
-#include "glog/logging.h"
 #include "kvstore/byte_size.h"
 #include "prefill_node/prefill_node.h"
+#include "service/node_main.h"
 
 ABSL_FLAG(std::string, listen, "127.0.0.1:50071",
           "host:port to serve on; port 0 picks a free port");
@@ -50,19 +45,10 @@ ABSL_FLAG(int, verbosity, 0,
           "verbose log level: 1 logs every step, 2 every block");
 
 int main(int argc, char** argv) {
-  absl::SetProgramUsageMessage(
-      "Serves a Tandem prefill worker (tandem.v1.PrefillWorker).");
-  // --help lists the flags defined here.
-  absl::FlagsUsageConfig usage;
-  usage.contains_help_flags = [](absl::string_view file) {
-    return absl::EndsWith(file, "prefill_node/main.cc");
-  };
-  usage.contains_helpshort_flags = usage.contains_help_flags;
-  absl::SetFlagsUsageConfig(usage);
-  absl::ParseCommandLine(argc, argv);
-  FLAGS_logtostderr = true;
-  FLAGS_v = absl::GetFlag(FLAGS_verbosity);
-  google::InitGoogleLogging(argv[0]);
+  // --help lists the flags defined in this file.
+  tandem::InitServerMain(
+      argc, argv, "Serves a Tandem prefill worker (tandem.v1.PrefillWorker).",
+      "prefill_node/main.cc", FLAGS_verbosity);
 
   tandem::PrefillNodeOptions options;
   options.listen = absl::GetFlag(FLAGS_listen);
@@ -82,10 +68,6 @@ int main(int argc, char** argv) {
   options.max_batch_sequences = absl::GetFlag(FLAGS_max_batch_sequences);
   options.max_queued_requests = absl::GetFlag(FLAGS_max_queued_requests);
   options.io_threads = absl::GetFlag(FLAGS_io_threads);
-  const absl::Status status = tandem::RunPrefillNode(options);
-  if (!status.ok()) {
-    LOG(ERROR) << "prefill node failed status=" << status;
-    return EXIT_FAILURE;
-  }
-  return EXIT_SUCCESS;
+  return tandem::ServerExitCode("prefill node",
+                                tandem::RunPrefillNode(options));
 }

@@ -1,14 +1,10 @@
 #include "prefill_node/prefill_node.h"
 
-#include <signal.h>
-
 #include <chrono>
 #include <cstring>
-#include <filesystem>
 #include <memory>
 #include <utility>
 
-#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "engine/model.h"
@@ -20,6 +16,7 @@
 #include "prefill_node/prefill_service.h"
 #include "prefill_node/prefill_worker.h"
 #include "service/heartbeat.h"
+#include "service/node_main.h"
 #include "service/server.h"
 
 namespace tandem {
@@ -34,24 +31,6 @@ absl::Status CheckOptions(const PrefillNodeOptions& options) {
         "--kvstore is required (host:port of every store node)");
   }
   return absl::OkStatus();
-}
-
-std::string ModelName(const PrefillNodeOptions& options) {
-  if (!options.model_name.empty()) return options.model_name;
-  std::filesystem::path dir(options.model_dir);
-  if (!dir.has_filename()) dir = dir.parent_path();
-  return dir.filename().string();
-}
-
-// Blocks SIGINT and SIGTERM for this thread and those it starts later, and
-// returns the set to wait on.
-sigset_t BlockStopSignals() {
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
-  return signals;
 }
 
 absl::StatusOr<std::unique_ptr<PrefillEngine>> LoadEngine(
@@ -93,7 +72,8 @@ absl::Status RunPrefillNode(const PrefillNodeOptions& options) {
           PrefillWorkerOptions{
               .max_queued_requests = options.max_queued_requests,
               .io_threads = options.io_threads}));
-  const std::string model_name = ModelName(options);
+  const std::string model_name =
+      WorkerModelName(options.model_name, options.model_dir);
   PrefillService service(worker.get(), model_name, options.max_batch_sequences);
   TANDEM_ASSIGN_OR_RETURN(StartedServer server,
                           StartServer(options.listen, {&service}));
@@ -112,22 +92,11 @@ absl::Status RunPrefillNode(const PrefillNodeOptions& options) {
             << " kvstore=" << absl::StrJoin(options.kvstore, ",")
             << " router=" << (options.router.empty() ? "-" : options.router);
 
-  std::unique_ptr<HeartbeatSender> heartbeat;
-  if (!options.router.empty()) {
-    const std::string address = options.advertise_address.empty()
-                                    ? server.address
-                                    : options.advertise_address;
-    const std::string id = options.worker_id.empty()
-                               ? absl::StrCat("prefill@", address)
-                               : options.worker_id;
-    heartbeat = std::make_unique<HeartbeatSender>(
-        options.router, id, address,
-        [&service] { return service.CurrentLoad(); });
-    heartbeat->Start();
-  }
+  std::unique_ptr<HeartbeatSender> heartbeat = StartWorkerHeartbeat(
+      options.router, options.worker_id, options.advertise_address,
+      server.address, "prefill", [&service] { return service.CurrentLoad(); });
 
-  int signal_number = 0;
-  sigwait(&stop_signals, &signal_number);
+  const int signal_number = WaitForStopSignal(stop_signals);
   LOG(INFO) << "prefill node stopping signal=" << strsignal(signal_number);
   heartbeat.reset();
   server.server->Shutdown(std::chrono::system_clock::now() +

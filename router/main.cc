@@ -1,18 +1,13 @@
 // router: the public entry point of a Tandem cluster. Flags configure it;
 // RunRouter serves until SIGINT or SIGTERM.
-#include <cstdlib>
 #include <string>
 #include <vector>
 
 #include "absl/flags/flag.h"
-#include "absl/flags/parse.h"
-#include "absl/flags/usage.h"
-#include "absl/flags/usage_config.h"
-#include "absl/strings/match.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/time.h"
-#include "glog/logging.h"
 #include "router/router_server.h"
+#include "service/node_main.h"
 
 ABSL_FLAG(std::string, listen, "127.0.0.1:50051",
           "host:port to serve the Router and Membership services on; port 0 "
@@ -44,21 +39,13 @@ ABSL_FLAG(int, verbosity, 0,
           "verbose log level: 1 logs failed store lookups and worker polls");
 
 int main(int argc, char** argv) {
-  absl::SetProgramUsageMessage(
+  // --help lists the flags defined in this file.
+  tandem::InitServerMain(
+      argc, argv,
       "Serves Tandem's public API (tandem.v1.Router) and worker membership "
       "(tandem.v1.Membership), placing each request's prefill and decode on "
-      "workers.");
-  // --help lists the flags defined here.
-  absl::FlagsUsageConfig usage;
-  usage.contains_help_flags = [](absl::string_view file) {
-    return absl::EndsWith(file, "router/main.cc");
-  };
-  usage.contains_helpshort_flags = usage.contains_help_flags;
-  absl::SetFlagsUsageConfig(usage);
-  absl::ParseCommandLine(argc, argv);
-  FLAGS_logtostderr = true;
-  FLAGS_v = absl::GetFlag(FLAGS_verbosity);
-  google::InitGoogleLogging(argv[0]);
+      "workers.",
+      "router/main.cc", FLAGS_verbosity);
 
   tandem::RouterOptions options;
   options.listen = absl::GetFlag(FLAGS_listen);
@@ -72,10 +59,5 @@ int main(int argc, char** argv) {
   options.poll_interval = absl::GetFlag(FLAGS_poll_interval);
   options.max_inflight = absl::GetFlag(FLAGS_max_inflight);
   options.store_timeout = absl::GetFlag(FLAGS_store_timeout);
-  const absl::Status status = tandem::RunRouter(options);
-  if (!status.ok()) {
-    LOG(ERROR) << "router failed status=" << status;
-    return EXIT_FAILURE;
-  }
-  return EXIT_SUCCESS;
+  return tandem::ServerExitCode("router", tandem::RunRouter(options));
 }

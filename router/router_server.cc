@@ -1,6 +1,5 @@
 #include "router/router_server.h"
 
-#include <signal.h>
 #include <unistd.h>
 
 #include <cstring>
@@ -11,6 +10,7 @@
 #include "engine/status_macros.h"
 #include "glog/logging.h"
 #include "grpcpp/health_check_service_interface.h"
+#include "service/node_main.h"
 #include "service/server.h"
 
 namespace tandem {
@@ -54,15 +54,6 @@ absl::StatusOr<std::unique_ptr<KvStoreClient>> MakeStoreClient(
   // The router only asks which keys exist; it never reads a block.
   store.shared_memory = false;
   return KvStoreClient::Create(store);
-}
-
-sigset_t BlockStopSignals() {
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
-  return signals;
 }
 
 }  // namespace
@@ -163,8 +154,7 @@ absl::Status RunRouter(const RouterOptions& options) {
             << " max_inflight=" << options.max_inflight << " pid=" << getpid();
   TANDEM_RETURN_IF_ERROR(
       WriteAddressFile(options.address_file, router->address()));
-  int signal_number = 0;
-  sigwait(&stop_signals, &signal_number);
+  const int signal_number = WaitForStopSignal(stop_signals);
   LOG(INFO) << "router stopping signal=" << strsignal(signal_number)
             << " inflight=" << router->core().inflight();
   router->Shutdown(absl::Seconds(2));

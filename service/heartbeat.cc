@@ -6,6 +6,8 @@
 #include <chrono>
 #include <utility>
 
+#include "absl/strings/str_cat.h"
+
 namespace tandem {
 
 HeartbeatSender::HeartbeatSender(std::string router, std::string worker_id,
@@ -60,6 +62,21 @@ void HeartbeatSender::Loop() {
     absl::MutexLock lock(&mu_);
     if (mu_.AwaitWithTimeout(absl::Condition(&stopping_), interval_)) return;
   }
+}
+
+std::unique_ptr<HeartbeatSender> StartWorkerHeartbeat(
+    const std::string& router, const std::string& worker_id,
+    const std::string& advertise_address, const std::string& bound,
+    absl::string_view kind, std::function<v1::WorkerLoad()> load) {
+  if (router.empty()) return nullptr;
+  const std::string address =
+      advertise_address.empty() ? bound : advertise_address;
+  const std::string id =
+      worker_id.empty() ? absl::StrCat(kind, "@", address) : worker_id;
+  auto heartbeat =
+      std::make_unique<HeartbeatSender>(router, id, address, std::move(load));
+  heartbeat->Start();
+  return heartbeat;
 }
 
 }  // namespace tandem

@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "proto/worker.grpc.pb.h"
@@ -48,6 +49,17 @@ class HeartbeatSender {
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   std::thread thread_;
 };
+
+// Starts heartbeats to `router` for a worker whose server is bound at
+// `bound`, and returns the sender (stopping it stops them). Returns nullptr
+// and sends nothing when `router` is empty. The router reaches the worker
+// at `advertise_address`, or at `bound` if that is empty; the worker's id
+// is `worker_id`, or "<kind>@<that address>" if that is empty. `load` is as
+// for HeartbeatSender.
+std::unique_ptr<HeartbeatSender> StartWorkerHeartbeat(
+    const std::string& router, const std::string& worker_id,
+    const std::string& advertise_address, const std::string& bound,
+    absl::string_view kind, std::function<v1::WorkerLoad()> load);
 
 }  // namespace tandem
 
