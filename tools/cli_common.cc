@@ -32,6 +32,25 @@ int ReportError(std::string_view command, const absl::Status& status,
   return exit_code;
 }
 
+std::optional<ParsedArgs> ParseCommandArgs(absl::Span<char* const> args,
+                                           const FlagScope& scope,
+                                           std::string_view command,
+                                           std::string_view usage,
+                                           int* exit_code) {
+  absl::StatusOr<ParsedArgs> parsed = ParseArgs(args, scope);
+  if (!parsed.ok()) {
+    *exit_code = ReportError(command, parsed.status(), kExitUsageError);
+    return std::nullopt;
+  }
+  if (parsed->help) {
+    const std::string help = std::string(usage) + FlagsHelp(scope);
+    std::fputs(help.c_str(), stdout);
+    *exit_code = 0;
+    return std::nullopt;
+  }
+  return *std::move(parsed);
+}
+
 absl::Status WriteStdout(std::string_view text) {
   if (!text.empty() &&
       std::fwrite(text.data(), 1, text.size(), stdout) != text.size()) {

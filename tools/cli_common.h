@@ -9,14 +9,17 @@
 #define TANDEM_TOOLS_CLI_COMMON_H_
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 
 #include "absl/flags/declare.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/types/span.h"
 #include "engine/model.h"
 #include "engine/tokenizer.h"
+#include "tools/cli_args.h"
 
 ABSL_DECLARE_FLAG(std::string, model);
 ABSL_DECLARE_FLAG(int, threads);
@@ -33,6 +36,18 @@ inline constexpr std::string_view kModelFlagsFile = "cli_common.cc";
 // the message become spaces) and returns `exit_code`.
 int ReportError(std::string_view command, const absl::Status& status,
                 int exit_code);
+
+// The start of every subcommand: parses `args` for the flags in `scope`
+// (ParseArgs). Returns the parsed arguments when the subcommand should go
+// on. Otherwise returns nullopt and sets `*exit_code` to what the
+// subcommand returns at once: 0 after printing `usage` and the flags' help
+// to stdout for --help, or kExitUsageError after reporting a parse error
+// for `command` (ReportError).
+std::optional<ParsedArgs> ParseCommandArgs(absl::Span<char* const> args,
+                                           const FlagScope& scope,
+                                           std::string_view command,
+                                           std::string_view usage,
+                                           int* exit_code);
 
 // Writes `text` to stdout and flushes it. Unavailable with the system's
 // reason if the write fails (e.g. a closed pipe).

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <cstdio>
+#include <optional>
 #include <random>
 #include <string>
 #include <string_view>
@@ -244,14 +245,10 @@ int Generate(const ParsedArgs& args) {
 }  // namespace
 
 int RunGenerateCommand(absl::Span<char* const> args) {
-  absl::StatusOr<ParsedArgs> parsed = ParseArgs(args, Scope());
-  if (!parsed.ok()) {
-    return ReportError(kCommand, parsed.status(), kExitUsageError);
-  }
-  if (parsed->help) {
-    std::fputs(absl::StrCat(kUsage, FlagsHelp(Scope())).c_str(), stdout);
-    return 0;
-  }
+  int exit_code = 0;
+  std::optional<ParsedArgs> parsed =
+      ParseCommandArgs(args, Scope(), kCommand, kUsage, &exit_code);
+  if (!parsed.has_value()) return exit_code;
   if (!parsed->positional.empty()) {
     return ReportError(kCommand,
                        absl::InvalidArgumentError(absl::StrCat(

@@ -1,6 +1,7 @@
 // `tandem health HOST:PORT`: the standard gRPC health check of any Tandem
 // server (router, workers, store nodes), for scripts and operators.
 #include <cstdio>
+#include <optional>
 #include <string>
 
 #include "absl/flags/flag.h"
@@ -72,14 +73,10 @@ int Check(const std::string& address) {
 }  // namespace
 
 int RunHealthCommand(absl::Span<char* const> args) {
-  absl::StatusOr<ParsedArgs> parsed = ParseArgs(args, Scope());
-  if (!parsed.ok()) {
-    return ReportError(kCommand, parsed.status(), kExitUsageError);
-  }
-  if (parsed->help) {
-    std::fputs(absl::StrCat(kUsage, FlagsHelp(Scope())).c_str(), stdout);
-    return 0;
-  }
+  int exit_code = 0;
+  std::optional<ParsedArgs> parsed =
+      ParseCommandArgs(args, Scope(), kCommand, kUsage, &exit_code);
+  if (!parsed.has_value()) return exit_code;
   if (parsed->positional.size() != 1) {
     return ReportError(
         kCommand, absl::InvalidArgumentError("expected one HOST:PORT argument"),

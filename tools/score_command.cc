@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -118,14 +119,10 @@ int Score(const std::string& path) {
 }  // namespace
 
 int RunScoreCommand(absl::Span<char* const> args) {
-  absl::StatusOr<ParsedArgs> parsed = ParseArgs(args, Scope());
-  if (!parsed.ok()) {
-    return ReportError(kCommand, parsed.status(), kExitUsageError);
-  }
-  if (parsed->help) {
-    std::fputs(absl::StrCat(kUsage, FlagsHelp(Scope())).c_str(), stdout);
-    return 0;
-  }
+  int exit_code = 0;
+  std::optional<ParsedArgs> parsed =
+      ParseCommandArgs(args, Scope(), kCommand, kUsage, &exit_code);
+  if (!parsed.has_value()) return exit_code;
   if (parsed->positional.size() != 1) {
     return ReportError(
         kCommand,

@@ -1,6 +1,7 @@
 // `tandem tokenize`: text to token ids as a JSON array, or (--decode) a
 // JSON array of ids back to text. See docs/cli.md.
 #include <cstdio>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -108,14 +109,10 @@ int Tokenize() {
 }  // namespace
 
 int RunTokenizeCommand(absl::Span<char* const> args) {
-  absl::StatusOr<ParsedArgs> parsed = ParseArgs(args, Scope());
-  if (!parsed.ok()) {
-    return ReportError(kCommand, parsed.status(), kExitUsageError);
-  }
-  if (parsed->help) {
-    std::fputs(absl::StrCat(kUsage, FlagsHelp(Scope())).c_str(), stdout);
-    return 0;
-  }
+  int exit_code = 0;
+  std::optional<ParsedArgs> parsed =
+      ParseCommandArgs(args, Scope(), kCommand, kUsage, &exit_code);
+  if (!parsed.has_value()) return exit_code;
   if (!parsed->positional.empty()) {
     return ReportError(kCommand,
                        absl::InvalidArgumentError(absl::StrCat(
