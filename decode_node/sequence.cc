@@ -7,6 +7,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/types/span.h"
 #include "engine/block_key.h"
+#include "engine/generation.h"
 #include "engine/status_macros.h"
 
 namespace tandem {
@@ -24,24 +25,6 @@ absl::Status CheckIds(absl::Span<const int32_t> ids, int vocab_size,
           field, "[", i, "]=", ids[i], " is outside the model's vocabulary of ",
           vocab_size, " tokens"));
     }
-  }
-  return absl::OkStatus();
-}
-
-// The same limits as local generation: the prompt and max_tokens fit in
-// the model's context.
-absl::Status CheckContext(int prompt_tokens, int max_tokens, int context) {
-  if (prompt_tokens >= context) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("prompt has ", prompt_tokens,
-                     " tokens, which leaves no room in the model's context of ",
-                     context, " tokens"));
-  }
-  if (max_tokens > context - prompt_tokens) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "max_tokens=", max_tokens, " does not fit in the model's context of ",
-        context, " tokens after the prompt's ", prompt_tokens, " (at most ",
-        context - prompt_tokens, ")"));
   }
   return absl::OkStatus();
 }
@@ -111,8 +94,8 @@ absl::StatusOr<std::unique_ptr<Sequence>> Sequence::Create(
       CheckIds(input.prompt, config.vocab_size, "prompt_token_ids"));
   TANDEM_RETURN_IF_ERROR(
       CheckIds({&input.first_token, 1}, config.vocab_size, "first_token"));
-  TANDEM_RETURN_IF_ERROR(CheckContext(input.prompt.size(), input.max_tokens,
-                                      config.max_position_embeddings));
+  TANDEM_RETURN_IF_ERROR(CheckFitsContext(input.prompt.size(), input.max_tokens,
+                                          config.max_position_embeddings));
   TANDEM_RETURN_IF_ERROR(CheckHandoff(input, model, block_size));
   TANDEM_ASSIGN_OR_RETURN(SequenceSamplingState sampling,
                           SequenceSamplingState::Create(input.sampling));

@@ -46,20 +46,7 @@ absl::Status CheckContext(int prompt_tokens, int max_tokens, int context) {
     return absl::InvalidArgumentError(
         absl::StrCat("max_tokens must be at least 1, got ", max_tokens));
   }
-  if (prompt_tokens >= context) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("prompt has ", prompt_tokens,
-                     " tokens, which leaves no room in the "
-                     "model's context of ",
-                     context, " tokens"));
-  }
-  if (max_tokens > context - prompt_tokens) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "max_tokens=", max_tokens, " does not fit in the model's context of ",
-        context, " tokens after the prompt's ", prompt_tokens, " (at most ",
-        context - prompt_tokens, ")"));
-  }
-  return absl::OkStatus();
+  return CheckFitsContext(prompt_tokens, max_tokens, context);
 }
 
 StopCriteria MakeStopCriteria(const ModelConfig& config,
@@ -156,6 +143,22 @@ double SecondsSince(absl::Time start) {
 }
 
 }  // namespace
+
+absl::Status CheckFitsContext(int prompt_tokens, int max_tokens, int context) {
+  if (prompt_tokens >= context) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("prompt has ", prompt_tokens,
+                     " tokens, which leaves no room in the model's context of ",
+                     context, " tokens"));
+  }
+  if (max_tokens > context - prompt_tokens) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "max_tokens=", max_tokens, " does not fit in the model's context of ",
+        context, " tokens after the prompt's ", prompt_tokens, " (at most ",
+        context - prompt_tokens, ")"));
+  }
+  return absl::OkStatus();
+}
 
 absl::Status ValidateGenerationRequest(const ModelConfig& config,
                                        const Tokenizer& tokenizer,

@@ -80,6 +80,12 @@ absl::Status ValidateGenerationRequest(const ModelConfig& config,
                                        const Tokenizer& tokenizer,
                                        const GenerationRequest& request);
 
+// InvalidArgument unless a prompt of `prompt_tokens` tokens leaves room in
+// a context of `context` tokens ("prompt has N tokens ...") and `max_tokens`
+// more tokens fit after it ("max_tokens=... does not fit ..."). These are
+// Generate's context limits, for callers that run the steps themselves.
+absl::Status CheckFitsContext(int prompt_tokens, int max_tokens, int context);
+
 // Generates a continuation of request.prompt_ids with `model`, decoding
 // text with `tokenizer` (ids the tokenizer does not know, such as padding
 // rows of a larger model vocabulary, add no text). EOS ids are the model
