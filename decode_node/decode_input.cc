@@ -7,34 +7,21 @@
 #include "absl/strings/str_cat.h"
 #include "engine/status_macros.h"
 #include "kvstore/kvstore_proto.h"
+#include "service/sampling_proto.h"
 
 namespace tandem {
 namespace {
 
 // Unset proto fields take the defaults that proto/generate.proto documents,
 // which are SamplingParams' own.
-absl::StatusOr<SamplingParams> SamplingFromProto(
+absl::StatusOr<SamplingParams> SeededSamplingFromProto(
     const v1::SamplingParams& proto, int logprobs) {
   if (!proto.has_seed()) {
     return absl::InvalidArgumentError(
         "sampling.seed must be set: decoding continues the prefill's random "
         "stream");
   }
-  SamplingParams params;
-  if (proto.has_temperature()) params.temperature = proto.temperature();
-  if (proto.has_top_p()) params.top_p = proto.top_p();
-  if (proto.has_top_k()) params.top_k = proto.top_k();
-  if (proto.has_min_p()) params.min_p = proto.min_p();
-  if (proto.has_repetition_penalty()) {
-    params.repetition_penalty = proto.repetition_penalty();
-  }
-  if (proto.has_presence_penalty()) {
-    params.presence_penalty = proto.presence_penalty();
-  }
-  if (proto.has_frequency_penalty()) {
-    params.frequency_penalty = proto.frequency_penalty();
-  }
-  params.seed = proto.seed();
+  SamplingParams params = SamplingFromProto(proto);
   params.num_logprobs = logprobs < 0 ? 0 : logprobs;
   absl::Status valid = ValidateSamplingParams(params);
   if (!valid.ok()) {
@@ -131,7 +118,7 @@ absl::StatusOr<DecodeInput> DecodeInputFromProto(
   TANDEM_ASSIGN_OR_RETURN(input.handoff, HandoffFromProto(request));
   TANDEM_ASSIGN_OR_RETURN(
       input.sampling,
-      SamplingFromProto(request.sampling(), request.logprobs()));
+      SeededSamplingFromProto(request.sampling(), request.logprobs()));
   input.request_id = request.request_id();
   input.prompt.assign(request.prompt_token_ids().begin(),
                       request.prompt_token_ids().end());

@@ -2,31 +2,17 @@
 
 #include "absl/strings/str_cat.h"
 #include "kvstore/kvstore_proto.h"
+#include "service/sampling_proto.h"
 
 namespace tandem {
 
-absl::StatusOr<SamplingParams> SamplingFromProto(
+absl::StatusOr<SamplingParams> SeededSamplingFromProto(
     const v1::SamplingParams& sampling) {
   if (!sampling.has_seed()) {
     return absl::InvalidArgumentError(
         "sampling.seed is not set; the router sets it for every request");
   }
-  SamplingParams params;
-  params.seed = sampling.seed();
-  if (sampling.has_temperature()) params.temperature = sampling.temperature();
-  if (sampling.has_top_p()) params.top_p = sampling.top_p();
-  if (sampling.has_top_k()) params.top_k = sampling.top_k();
-  if (sampling.has_min_p()) params.min_p = sampling.min_p();
-  if (sampling.has_repetition_penalty()) {
-    params.repetition_penalty = sampling.repetition_penalty();
-  }
-  if (sampling.has_presence_penalty()) {
-    params.presence_penalty = sampling.presence_penalty();
-  }
-  if (sampling.has_frequency_penalty()) {
-    params.frequency_penalty = sampling.frequency_penalty();
-  }
-  return params;
+  return SamplingFromProto(sampling);
 }
 
 absl::StatusOr<PrefillJob> PrefillJobFromProto(
@@ -41,7 +27,7 @@ absl::StatusOr<PrefillJob> PrefillJobFromProto(
   }
   job.cached_blocks_hint = request.cached_blocks_hint();
   absl::StatusOr<SamplingParams> sampling =
-      SamplingFromProto(request.sampling());
+      SeededSamplingFromProto(request.sampling());
   if (!sampling.ok()) return sampling.status();
   job.sampling = *sampling;
   if (request.logprobs() > kMaxLogprobs) {

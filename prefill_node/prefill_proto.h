@@ -19,7 +19,7 @@ namespace tandem {
 // unset fields. InvalidArgument ("sampling.seed ...") if the seed is unset:
 // the router always sets it so that every worker draws the same stream.
 // Ranges are checked later, by ValidatePrefillJob.
-absl::StatusOr<SamplingParams> SamplingFromProto(
+absl::StatusOr<SamplingParams> SeededSamplingFromProto(
     const v1::SamplingParams& sampling);
 
 // The job a PrefillRequest asks for, without its deadline (the caller's).

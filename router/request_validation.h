@@ -23,6 +23,7 @@
 #include "engine/sampler.h"
 #include "engine/tokenizer.h"
 #include "proto/generate.pb.h"
+#include "service/sampling_proto.h"  // SamplingFromProto
 
 namespace tandem {
 
@@ -79,10 +80,6 @@ struct ValidatedRequest {
 absl::StatusOr<ValidatedRequest> ValidateGenerateRequest(
     const ServedModel& model, const v1::GenerateRequest& request,
     absl::FunctionRef<uint64_t()> random);
-
-// The engine's sampling parameters for `proto`, unset fields at their
-// documented defaults. Does not validate.
-SamplingParams SamplingFromProto(const v1::SamplingParams& proto);
 
 }  // namespace tandem
 
