@@ -49,20 +49,22 @@ void AttendOne(const PagedKvCache& cache, int layer, int kv_head,
   scores.resize(context);
   const size_t k_offset = layout.PlaneOffset(layer, 0, kv_head);
   const size_t v_offset = layout.PlaneOffset(layer, 1, kv_head);
-  for (int p = 0; p < context; ++p) {
-    const float* k = cache.BlockData(span.blocks[p / layout.block_size]) +
-                     k_offset + (p % layout.block_size) * head_dim;
-    float dot = 0.0f;
-    for (int d = 0; d < head_dim; ++d) dot += q[d] * k[d];
-    scores[p] = dot * scale;
+  const int block_size = layout.block_size;
+  // Block by block: scores[p0 .. p0 + n) = scale * K[n, head_dim] q.
+  for (int p0 = 0; p0 < context; p0 += block_size) {
+    const int n = std::min(block_size, context - p0);
+    const float* k = cache.BlockData(span.blocks[p0 / block_size]) + k_offset;
+    cblas_sgemv(CblasRowMajor, CblasNoTrans, n, head_dim, scale, k, head_dim, q,
+                1, 0.0f, scores.data() + p0, 1);
   }
   Softmax(scores.data(), context);
+  // out[head_dim] = sum over blocks of V[n, head_dim]^T scores[p0 .. p0 + n).
   std::fill(out, out + head_dim, 0.0f);
-  for (int p = 0; p < context; ++p) {
-    const float* v = cache.BlockData(span.blocks[p / layout.block_size]) +
-                     v_offset + (p % layout.block_size) * head_dim;
-    const float weight = scores[p];
-    for (int d = 0; d < head_dim; ++d) out[d] += weight * v[d];
+  for (int p0 = 0; p0 < context; p0 += block_size) {
+    const int n = std::min(block_size, context - p0);
+    const float* v = cache.BlockData(span.blocks[p0 / block_size]) + v_offset;
+    cblas_sgemv(CblasRowMajor, CblasTrans, n, head_dim, 1.0f, v, head_dim,
+                scores.data() + p0, 1, 1.0f, out, 1);
   }
 }
 

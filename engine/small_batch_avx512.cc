@@ -11,6 +11,22 @@ namespace {
 
 constexpr int kLanes = 16;
 
+// The four horizontal sums of v[0..3], as one vector: halves are folded
+// together first, so four reductions share their shuffles.
+__m128 SumFour(const __m512* v) {
+  __m256 half[4];
+  for (int j = 0; j < 4; ++j) {
+    const __m256 high =
+        _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v[j]), 1));
+    half[j] = _mm256_add_ps(_mm512_castps512_ps256(v[j]), high);
+  }
+  const __m256 ab = _mm256_hadd_ps(half[0], half[1]);
+  const __m256 cd = _mm256_hadd_ps(half[2], half[3]);
+  const __m256 abcd = _mm256_hadd_ps(ab, cd);
+  return _mm_add_ps(_mm256_castps256_ps128(abcd),
+                    _mm256_extractf128_ps(abcd, 1));
+}
+
 // One tile: MR rows of x against NR rows of w, over all of k. Accumulators
 // stay in registers (MR * NR of the 32 vector registers).
 template <int MR, int NR>
@@ -47,8 +63,11 @@ void Tile(const float* x, int ldx, const float* w, int k, float* y, int ldy) {
     }
   }
   for (int i = 0; i < MR; ++i) {
-    for (int j = 0; j < NR; ++j) {
-      y[static_cast<long>(i) * ldy + j] = _mm512_reduce_add_ps(acc[i][j]);
+    float* yi = y + static_cast<long>(i) * ldy;
+    if constexpr (NR == 4) {
+      _mm_storeu_ps(yi, SumFour(acc[i]));
+    } else {
+      for (int j = 0; j < NR; ++j) yi[j] = _mm512_reduce_add_ps(acc[i][j]);
     }
   }
 }
