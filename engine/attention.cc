@@ -39,32 +39,37 @@ void Softmax(float* x, int n) {
   for (int i = 0; i < n; ++i) x[i] *= inv;
 }
 
-// One query row against positions [0, context) read straight from the
-// blocks: the decode step's path.
-void AttendOne(const PagedKvCache& cache, int layer, int kv_head,
+// One new token's queries for the `group` heads that share `kv_head`,
+// against positions [0, context) read straight from the blocks: the decode
+// step's path. q and out: [group, head_dim], contiguous.
+void AttendOne(const PagedKvCache& cache, int layer, int kv_head, int group,
                const AttentionSpan& span, int context, const float* q,
                float scale, int head_dim, float* out) {
   const KvLayout& layout = cache.layout();
-  std::vector<float>& scores = Scratch(0);
-  scores.resize(context);
+  const int block_size = layout.block_size;
+  std::vector<float>& scores = Scratch(0);  // [group, context]
+  scores.resize(static_cast<size_t>(group) * context);
   const size_t k_offset = layout.PlaneOffset(layer, 0, kv_head);
   const size_t v_offset = layout.PlaneOffset(layer, 1, kv_head);
-  const int block_size = layout.block_size;
-  // Block by block: scores[p0 .. p0 + n) = scale * K[n, head_dim] q.
+  // Block by block: scores[:, p0 .. p0 + n) = scale * q K[n, head_dim]^T.
   for (int p0 = 0; p0 < context; p0 += block_size) {
     const int n = std::min(block_size, context - p0);
     const float* k = cache.BlockData(span.blocks[p0 / block_size]) + k_offset;
-    cblas_sgemv(CblasRowMajor, CblasNoTrans, n, head_dim, scale, k, head_dim, q,
-                1, 0.0f, scores.data() + p0, 1);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, group, n, head_dim,
+                scale, q, head_dim, k, head_dim, 0.0f, scores.data() + p0,
+                context);
   }
-  Softmax(scores.data(), context);
-  // out[head_dim] = sum over blocks of V[n, head_dim]^T scores[p0 .. p0 + n).
-  std::fill(out, out + head_dim, 0.0f);
+  for (int h = 0; h < group; ++h) {
+    Softmax(scores.data() + static_cast<long>(h) * context, context);
+  }
+  // out[group, head_dim] = sum over blocks of scores[:, p0 .. p0 + n) V.
+  std::fill(out, out + static_cast<long>(group) * head_dim, 0.0f);
   for (int p0 = 0; p0 < context; p0 += block_size) {
     const int n = std::min(block_size, context - p0);
     const float* v = cache.BlockData(span.blocks[p0 / block_size]) + v_offset;
-    cblas_sgemv(CblasRowMajor, CblasTrans, n, head_dim, 1.0f, v, head_dim,
-                scores.data() + p0, 1, 1.0f, out, 1);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, group, head_dim, n,
+                1.0f, scores.data() + p0, context, v, head_dim, 1.0f, out,
+                head_dim);
   }
 }
 
@@ -144,8 +149,16 @@ void WriteKv(PagedKvCache& cache, int layer,
 
 void Attend(const PagedKvCache& cache, int layer, const AttentionShape& shape,
             absl::Span<const AttentionSpan> spans, const float* q, float* out) {
+  const int group = shape.num_heads / shape.num_kv_heads;
   std::vector<WorkItem> items;
   for (int s = 0; s < static_cast<int>(spans.size()); ++s) {
+    if (spans[s].count == 1) {
+      // One item per KV head: its query heads read each block once.
+      for (int g = 0; g < shape.num_kv_heads; ++g) {
+        items.push_back({s, g * group, 0, 1});
+      }
+      continue;
+    }
     for (int h = 0; h < shape.num_heads; ++h) {
       for (int first = 0; first < spans[s].count; first += kQueryTile) {
         items.push_back(
@@ -154,7 +167,6 @@ void Attend(const PagedKvCache& cache, int layer, const AttentionShape& shape,
     }
   }
   const int q_stride = shape.num_heads * shape.head_dim;
-  const int group = shape.num_heads / shape.num_kv_heads;
   const float scale = 1.0f / std::sqrt(static_cast<float>(shape.head_dim));
 #pragma omp parallel for schedule(dynamic)
   for (size_t n = 0; n < items.size(); ++n) {
@@ -166,8 +178,8 @@ void Attend(const PagedKvCache& cache, int layer, const AttentionShape& shape,
     float* out_tile = out + row * q_stride + col;
     const int kv_head = item.head / group;
     if (item.count == 1) {
-      AttendOne(cache, layer, kv_head, span, span.start + item.first + 1,
-                q_tile, scale, shape.head_dim, out_tile);
+      AttendOne(cache, layer, kv_head, group, span, span.start + 1, q_tile,
+                scale, shape.head_dim, out_tile);
     } else {
       AttendTile(cache, layer, kv_head, span, item, q_stride, q_tile, scale,
                  shape.head_dim, out_tile);
