@@ -7,6 +7,8 @@
 #include <cstring>
 #include <limits>
 
+#include "engine/vector_math.h"
+
 namespace tandem {
 namespace {
 
@@ -30,11 +32,10 @@ std::vector<float>& Scratch(int which) {
 void Softmax(float* x, int n) {
   float max_value = -std::numeric_limits<float>::infinity();
   for (int i = 0; i < n; ++i) max_value = std::max(max_value, x[i]);
+  for (int i = 0; i < n; ++i) x[i] -= max_value;
+  ExpInPlace(x, n);
   float sum = 0.0f;
-  for (int i = 0; i < n; ++i) {
-    x[i] = std::exp(x[i] - max_value);
-    sum += x[i];
-  }
+  for (int i = 0; i < n; ++i) sum += x[i];
   const float inv = 1.0f / sum;
   for (int i = 0; i < n; ++i) x[i] *= inv;
 }

@@ -7,6 +7,7 @@
 #include <cmath>
 
 #include "engine/small_batch_kernel.h"
+#include "engine/vector_math.h"
 
 namespace tandem {
 namespace {
@@ -56,10 +57,19 @@ void RmsNorm(const float* x, const float* weight, int rows, int dim, float eps,
 }
 
 void SiluMul(const float* gate, const float* up, long count, float* out) {
+  // In chunks that stay in L1: e = exp(-gate), then out = gate / (1 + e) * up.
+  constexpr long kChunk = 1024;
+  const long chunks = (count + kChunk - 1) / kChunk;
 #pragma omp parallel for schedule(static) if (count > 16384)
-  for (long i = 0; i < count; ++i) {
-    const float g = gate[i];
-    out[i] = g / (1.0f + std::exp(-g)) * up[i];
+  for (long c = 0; c < chunks; ++c) {
+    const long begin = c * kChunk;
+    const long n = std::min(kChunk, count - begin);
+    float e[kChunk];
+    for (long i = 0; i < n; ++i) e[i] = -gate[begin + i];
+    ExpInPlace(e, n);
+    for (long i = 0; i < n; ++i) {
+      out[begin + i] = gate[begin + i] / (1.0f + e[i]) * up[begin + i];
+    }
   }
 }
 

@@ -1,0 +1,45 @@
+#include "engine/vector_math.h"
+
+#include <bit>
+#include <cmath>
+#include <cstdint>
+
+namespace tandem {
+
+__attribute__((target_clones("avx512f", "avx2", "default"))) void ExpInPlace(
+    float* x, long n) {
+  constexpr float kLog2e = 1.44269504088896341f;
+  // ln(2) split so that k * kLn2High is exact for the k that occur.
+  constexpr float kLn2High = 0.693359375f;
+  constexpr float kLn2Low = -2.12194440e-4f;
+  constexpr float kMax = 88.3762626647949f;
+  constexpr float kMin = -87.3365447504f;
+  constexpr float kRound = 12582912.0f;
+#pragma omp simd
+  for (long i = 0; i < n; ++i) {
+    const float v = x[i];
+    float clamped = v < kMin ? kMin : v;
+    clamped = clamped > kMax ? kMax : clamped;
+    // Round to the nearest integer: adding 1.5 * 2^23 pushes the fraction
+    // out of the mantissa.
+    const float k = (clamped * kLog2e + kRound) - kRound;
+    const float r = (clamped - k * kLn2High) - k * kLn2Low;
+    // exp(r) by its Taylor series to r^7, in Horner form.
+    float p = 1.0f / 5040.0f;
+    p = p * r + 1.0f / 720.0f;
+    p = p * r + 1.0f / 120.0f;
+    p = p * r + 1.0f / 24.0f;
+    p = p * r + 1.0f / 6.0f;
+    p = p * r + 0.5f;
+    p = p * r + 1.0f;
+    p = p * r + 1.0f;
+    // Scale by 2^k through the exponent bits; k is in [-126, 127] here.
+    const int32_t bits = (static_cast<int32_t>(k) + 127) << 23;
+    float result = p * std::bit_cast<float>(bits);
+    result = v < kMin ? 0.0f : result;
+    result = v > kMax ? INFINITY : result;
+    x[i] = v != v ? v : result;
+  }
+}
+
+}  // namespace tandem
