@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <ostream>
 #include <vector>
 
 #include "engine/small_batch_kernel.h"
@@ -38,6 +39,10 @@ std::vector<double> Naive(const std::vector<float>& x, int ldx,
 struct Shape {
   int m, k, n;
 };
+
+void PrintTo(const Shape& s, std::ostream* os) {
+  *os << "m=" << s.m << " k=" << s.k << " n=" << s.n;
+}
 
 class LinearTest : public testing::TestWithParam<Shape> {};
 

@@ -3,6 +3,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <ostream>
 #include <string>
 #include <vector>
 
@@ -200,6 +201,9 @@ struct MalformedCase {
   std::string bytes;
   std::string fault;
 };
+
+// Names the case in test listings instead of dumping its bytes.
+void PrintTo(const MalformedCase& c, std::ostream* os) { *os << c.name; }
 
 std::string Entry(const std::string& name, const std::string& body) {
   return "\"" + name + "\":{" + body + "}";

@@ -222,6 +222,9 @@ struct BadFlag {
   std::string fault;
 };
 
+// Names the case in test listings instead of dumping its bytes.
+void PrintTo(const BadFlag& flag, std::ostream* os) { *os << flag.name; }
+
 class RandomModelBadFlagTest : public ::testing::TestWithParam<BadFlag> {};
 
 TEST_P(RandomModelBadFlagTest, IsInvalidArgumentNamingTheFlag) {
