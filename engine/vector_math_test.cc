@@ -21,9 +21,12 @@ TEST(ExpInPlaceTest, MatchesStdExpToAFewUlps) {
 }
 
 TEST(ExpInPlaceTest, SaturatesOutsideTheFloatRangeAndKeepsNaN) {
-  std::vector<float> x = {-1000.0f, -std::numeric_limits<float>::infinity(),
-                          1000.0f, std::numeric_limits<float>::infinity(),
-                          std::numeric_limits<float>::quiet_NaN(), 0.0f};
+  std::vector<float> x = {-1000.0f,
+                          -std::numeric_limits<float>::infinity(),
+                          1000.0f,
+                          std::numeric_limits<float>::infinity(),
+                          std::numeric_limits<float>::quiet_NaN(),
+                          0.0f};
   ExpInPlace(x.data(), static_cast<long>(x.size()));
   EXPECT_EQ(x[0], 0.0f);
   EXPECT_EQ(x[1], 0.0f);
