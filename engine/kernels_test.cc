@@ -83,12 +83,11 @@ TEST_P(LinearTest, AllKernelsMatchDefinition) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Shapes, LinearTest,
-                         testing::Values(Shape{1, 64, 96}, Shape{1, 37, 13},
-                                         Shape{2, 96, 33}, Shape{5, 17, 7},
-                                         Shape{16, 768, 70},
-                                         Shape{32, 100, 129}, Shape{33, 64, 40},
-                                         Shape{70, 130, 65}));
+INSTANTIATE_TEST_SUITE_P(
+    Shapes, LinearTest,
+    testing::Values(Shape{1, 64, 96}, Shape{1, 37, 13}, Shape{2, 96, 33},
+                    Shape{5, 17, 7}, Shape{16, 768, 70}, Shape{32, 100, 129},
+                    Shape{33, 64, 40}, Shape{70, 130, 65}, Shape{16, 1100, 9}));
 
 TEST(KernelsTest, RmsNormScalesByRootMeanSquare) {
   const std::vector<float> x = {1, 2, 3, 4, -1, -1, -1, -1};

@@ -30,7 +30,8 @@ __m128 SumFour(const __m512* v) {
 // One tile: MR rows of x against NR rows of w, over all of k. Accumulators
 // stay in registers (MR * NR of the 32 vector registers).
 template <int MR, int NR>
-void Tile(const float* x, int ldx, const float* w, int k, float* y, int ldy) {
+void Tile(const float* x, int ldx, const float* w, int ldw, int k, float* y,
+          int ldy, bool accumulate) {
   __m512 acc[MR][NR];
   for (int i = 0; i < MR; ++i) {
     for (int j = 0; j < NR; ++j) acc[i][j] = _mm512_setzero_ps();
@@ -39,7 +40,7 @@ void Tile(const float* x, int ldx, const float* w, int k, float* y, int ldy) {
   for (; kk + kLanes <= k; kk += kLanes) {
     __m512 wv[NR];
     for (int j = 0; j < NR; ++j) {
-      wv[j] = _mm512_loadu_ps(w + static_cast<long>(j) * k + kk);
+      wv[j] = _mm512_loadu_ps(w + static_cast<long>(j) * ldw + kk);
     }
     for (int i = 0; i < MR; ++i) {
       const __m512 xv = _mm512_loadu_ps(x + static_cast<long>(i) * ldx + kk);
@@ -52,7 +53,7 @@ void Tile(const float* x, int ldx, const float* w, int k, float* y, int ldy) {
     const __mmask16 mask = static_cast<__mmask16>((1u << (k - kk)) - 1);
     __m512 wv[NR];
     for (int j = 0; j < NR; ++j) {
-      wv[j] = _mm512_maskz_loadu_ps(mask, w + static_cast<long>(j) * k + kk);
+      wv[j] = _mm512_maskz_loadu_ps(mask, w + static_cast<long>(j) * ldw + kk);
     }
     for (int i = 0; i < MR; ++i) {
       const __m512 xv =
@@ -65,35 +66,49 @@ void Tile(const float* x, int ldx, const float* w, int k, float* y, int ldy) {
   for (int i = 0; i < MR; ++i) {
     float* yi = y + static_cast<long>(i) * ldy;
     if constexpr (NR == 4) {
-      _mm_storeu_ps(yi, SumFour(acc[i]));
+      __m128 sums = SumFour(acc[i]);
+      if (accumulate) sums = _mm_add_ps(sums, _mm_loadu_ps(yi));
+      _mm_storeu_ps(yi, sums);
     } else {
-      for (int j = 0; j < NR; ++j) yi[j] = _mm512_reduce_add_ps(acc[i][j]);
+      for (int j = 0; j < NR; ++j) {
+        const float sum = _mm512_reduce_add_ps(acc[i][j]);
+        yi[j] = accumulate ? yi[j] + sum : sum;
+      }
     }
   }
 }
 
+// Columns of k handled per pass: a chunk of NR weight rows and of every row
+// of x stays in L1 while the tiles reuse it.
+constexpr int kChunk = 512;
+
 template <int NR>
 void Columns(const float* x, int ldx, const float* w, int m, int k, float* y,
              int ldy) {
-  int i = 0;
-  for (; i + 4 <= m; i += 4) {
-    Tile<4, NR>(x + static_cast<long>(i) * ldx, ldx, w, k,
-                y + static_cast<long>(i) * ldy, ldy);
-  }
-  const float* xi = x + static_cast<long>(i) * ldx;
-  float* yi = y + static_cast<long>(i) * ldy;
-  switch (m - i) {
-    case 3:
-      Tile<3, NR>(xi, ldx, w, k, yi, ldy);
-      break;
-    case 2:
-      Tile<2, NR>(xi, ldx, w, k, yi, ldy);
-      break;
-    case 1:
-      Tile<1, NR>(xi, ldx, w, k, yi, ldy);
-      break;
-    default:
-      break;
+  for (int k0 = 0; k0 < k; k0 += kChunk) {
+    const int len = std::min(kChunk, k - k0);
+    const bool accumulate = k0 > 0;
+    const float* wk = w + k0;
+    int i = 0;
+    for (; i + 4 <= m; i += 4) {
+      Tile<4, NR>(x + static_cast<long>(i) * ldx + k0, ldx, wk, k, len,
+                  y + static_cast<long>(i) * ldy, ldy, accumulate);
+    }
+    const float* xi = x + static_cast<long>(i) * ldx + k0;
+    float* yi = y + static_cast<long>(i) * ldy;
+    switch (m - i) {
+      case 3:
+        Tile<3, NR>(xi, ldx, wk, k, len, yi, ldy, accumulate);
+        break;
+      case 2:
+        Tile<2, NR>(xi, ldx, wk, k, len, yi, ldy, accumulate);
+        break;
+      case 1:
+        Tile<1, NR>(xi, ldx, wk, k, len, yi, ldy, accumulate);
+        break;
+      default:
+        break;
+    }
   }
 }
 
