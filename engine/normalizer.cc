@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
+#include "engine/replace_rule.h"
 #include "engine/status_macros.h"
 #include "engine/tokenizer_json.h"
 #include "engine/tokenizer_regex.h"
@@ -70,25 +71,14 @@ class PrependNormalizer : public Normalizer {
 
 class ReplaceNormalizer : public Normalizer {
  public:
-  // `regex` is unset for a String pattern, replaced literally.
-  ReplaceNormalizer(std::string pattern, std::optional<TokenizerRegex> regex,
-                    std::string content)
-      : pattern_(std::move(pattern)),
-        regex_(std::move(regex)),
-        content_(std::move(content)) {}
+  explicit ReplaceNormalizer(ReplaceRule rule) : rule_(std::move(rule)) {}
 
   absl::Status Normalize(std::string* text) const override {
-    if (regex_.has_value()) return regex_->ReplaceAll(content_, text);
-    if (!pattern_.empty()) {
-      *text = absl::StrReplaceAll(*text, {{pattern_, content_}});
-    }
-    return absl::OkStatus();
+    return rule_.Apply(text);
   }
 
  private:
-  std::string pattern_;
-  std::optional<TokenizerRegex> regex_;
-  std::string content_;
+  ReplaceRule rule_;
 };
 
 absl::StatusOr<std::unique_ptr<Normalizer>> ParseSequence(
@@ -108,19 +98,8 @@ absl::StatusOr<std::unique_ptr<Normalizer>> ParseSequence(
 
 absl::StatusOr<std::unique_ptr<Normalizer>> ParseReplace(
     const nlohmann::json& json, std::string_view path) {
-  bool is_regex = false;
-  TANDEM_ASSIGN_OR_RETURN(std::string pattern,
-                          PatternField(json, path, &is_regex));
-  TANDEM_ASSIGN_OR_RETURN(std::string content,
-                          RequireString(json, "content", path));
-  std::optional<TokenizerRegex> regex;
-  if (is_regex) {
-    TANDEM_ASSIGN_OR_RETURN(
-        regex, TokenizerRegex::Compile(pattern, /*literal=*/false,
-                                       JsonPath(path, "pattern.Regex")));
-  }
-  return std::make_unique<ReplaceNormalizer>(
-      std::move(pattern), std::move(regex), std::move(content));
+  TANDEM_ASSIGN_OR_RETURN(ReplaceRule rule, ReplaceRule::Parse(json, path));
+  return std::make_unique<ReplaceNormalizer>(std::move(rule));
 }
 
 }  // namespace

@@ -7,6 +7,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_replace.h"
 #include "engine/byte_level.h"
+#include "engine/replace_rule.h"
 #include "engine/status_macros.h"
 #include "engine/tokenizer_json.h"
 #include "engine/tokenizer_regex.h"
@@ -142,31 +143,20 @@ class StripStep : public DecoderStep {
 
 class ReplaceStep : public DecoderStep {
  public:
-  ReplaceStep(std::string pattern, std::optional<TokenizerRegex> regex,
-              std::string content)
-      : pattern_(std::move(pattern)),
-        regex_(std::move(regex)),
-        content_(std::move(content)) {}
+  explicit ReplaceStep(ReplaceRule rule) : rule_(std::move(rule)) {}
 
   void DecodeChain(std::vector<std::string>* tokens) const override {
     for (std::string& token : *tokens) DecodePiece(&token, false);
   }
   void DecodePiece(std::string* token, bool) const override {
-    if (!regex_.has_value()) {
-      if (!pattern_.empty()) {
-        *token = absl::StrReplaceAll(*token, {{pattern_, content_}});
-      }
-      return;
-    }
     // A regex only runs on valid UTF-8; a raw byte piece is left alone. A
     // failure (PCRE2 resource limits on one token) leaves the token as is.
-    if (IsValidUtf8(*token)) regex_->ReplaceAll(content_, token).IgnoreError();
+    if (rule_.is_regex() && !IsValidUtf8(*token)) return;
+    rule_.Apply(token).IgnoreError();
   }
 
  private:
-  std::string pattern_;
-  std::optional<TokenizerRegex> regex_;
-  std::string content_;
+  ReplaceRule rule_;
 };
 
 class MetaspaceStep : public DecoderStep {
@@ -220,19 +210,8 @@ absl::StatusOr<std::unique_ptr<DecoderStep>> ParseStrip(
 
 absl::StatusOr<std::unique_ptr<DecoderStep>> ParseReplace(
     const nlohmann::json& json, std::string_view path) {
-  bool is_regex = false;
-  TANDEM_ASSIGN_OR_RETURN(std::string pattern,
-                          PatternField(json, path, &is_regex));
-  TANDEM_ASSIGN_OR_RETURN(std::string content,
-                          RequireString(json, "content", path));
-  std::optional<TokenizerRegex> regex;
-  if (is_regex) {
-    TANDEM_ASSIGN_OR_RETURN(
-        regex, TokenizerRegex::Compile(pattern, false,
-                                       JsonPath(path, "pattern.Regex")));
-  }
-  return std::make_unique<ReplaceStep>(std::move(pattern), std::move(regex),
-                                       std::move(content));
+  TANDEM_ASSIGN_OR_RETURN(ReplaceRule rule, ReplaceRule::Parse(json, path));
+  return std::make_unique<ReplaceStep>(std::move(rule));
 }
 
 absl::StatusOr<std::unique_ptr<DecoderStep>> ParseMetaspace(
