@@ -11,12 +11,15 @@ packages=(
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libabsl-dev libgoogle-glog-dev libopenblas-openmp-dev
   nlohmann-json3-dev libpcre2-dev libutf8proc-dev libxxhash-dev
+  libcpp-httplib-dev prometheus-cpp-dev
   # Tests and benchmarks.
   libgtest-dev libgmock-dev libbenchmark-dev
   # Tokenizer tests: the xz-compressed tokenizer.json fixtures.
   liblzma-dev
   # Reference checks and the default model's corpus and training.
   python3 python3-numpy python3-torch fortunes
+  # The serving benchmark's plots (bench/plot_serving.py).
+  python3-matplotlib
   # The Kubernetes manifest check (tests/check_k8s_manifests.py).
   python3-yaml
 )

@@ -1,0 +1,54 @@
+#include "service/metrics.h"
+
+#include "prometheus/text_serializer.h"
+
+namespace tandem {
+
+std::string MetricsText(const prometheus::Registry& registry) {
+  return prometheus::TextSerializer().Serialize(registry.Collect());
+}
+
+void AddMetricsRoute(httplib::Server& server,
+                     const prometheus::Registry& registry) {
+  server.Get("/metrics",
+             [&registry](const httplib::Request&, httplib::Response& response) {
+               response.set_content(MetricsText(registry),
+                                    "text/plain; version=0.0.4; charset=utf-8");
+             });
+}
+
+absl::StatusOr<std::unique_ptr<HttpServer>> StartMetricsServer(
+    const std::string& listen, const prometheus::Registry& registry) {
+  if (listen.empty()) return nullptr;
+  HttpServerOptions options;
+  options.listen = listen;
+  options.threads = 2;
+  return HttpServer::Start(options, [&registry](httplib::Server& server) {
+    AddMetricsRoute(server, registry);
+  });
+}
+
+const prometheus::Histogram::BucketBoundaries& LatencyBuckets() {
+  static const auto* const buckets =
+      new prometheus::Histogram::BucketBoundaries{
+          0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+          0.5,   1,      2.5,   5,    10,    25,   60,  120};
+  return *buckets;
+}
+
+const prometheus::Histogram::BucketBoundaries& StepBuckets() {
+  static const auto* const buckets =
+      new prometheus::Histogram::BucketBoundaries{
+          0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
+          0.025,  0.05,    0.1,    0.25,  0.5,    1,     5};
+  return *buckets;
+}
+
+const prometheus::Histogram::BucketBoundaries& CountBuckets() {
+  static const auto* const buckets =
+      new prometheus::Histogram::BucketBoundaries{1,  2,   4,   8,   16,  32,
+                                                  64, 128, 256, 512, 1024};
+  return *buckets;
+}
+
+}  // namespace tandem
