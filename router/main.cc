@@ -14,6 +14,15 @@ ABSL_FLAG(std::string, listen, "127.0.0.1:50051",
           "picks a free port");
 ABSL_FLAG(std::string, address_file, "",
           "if set, the bound host:port is written to this file once serving");
+ABSL_FLAG(std::string, http_listen, "",
+          "host:port of the HTTP server: the OpenAI-compatible API, /health "
+          "and /metrics; empty: no HTTP server; port 0 picks a free port");
+ABSL_FLAG(std::string, http_address_file, "",
+          "if set, the bound HTTP host:port is written to this file once "
+          "serving");
+ABSL_FLAG(int, http_threads, 64,
+          "HTTP requests handled at once; a streamed completion holds one "
+          "until it ends");
 ABSL_FLAG(std::string, model, "models/fortune",
           "model directory; only config.json and the tokenizer are read");
 ABSL_FLAG(std::string, model_id, "",
@@ -50,6 +59,9 @@ int main(int argc, char** argv) {
   tandem::RouterOptions options;
   options.listen = absl::GetFlag(FLAGS_listen);
   options.address_file = absl::GetFlag(FLAGS_address_file);
+  options.http_listen = absl::GetFlag(FLAGS_http_listen);
+  options.http_address_file = absl::GetFlag(FLAGS_http_address_file);
+  options.http_threads = absl::GetFlag(FLAGS_http_threads);
   options.model_dir = absl::GetFlag(FLAGS_model);
   options.model_id = absl::GetFlag(FLAGS_model_id);
   options.kvstore_nodes = absl::GetFlag(FLAGS_kvstore);

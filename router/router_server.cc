@@ -10,6 +10,7 @@
 #include "engine/status_macros.h"
 #include "glog/logging.h"
 #include "grpcpp/health_check_service_interface.h"
+#include "service/metrics.h"
 #include "service/node_main.h"
 #include "service/server.h"
 
@@ -26,6 +27,10 @@ absl::Status CheckOptions(const RouterOptions& options) {
   }
   if (options.poll_interval <= absl::ZeroDuration()) {
     return absl::InvalidArgumentError("poll_interval must be positive");
+  }
+  if (options.http_threads < 1) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "http_threads must be at least 1, got ", options.http_threads));
   }
   if (options.store_timeout <= absl::ZeroDuration()) {
     return absl::InvalidArgumentError("store_timeout must be positive");
@@ -93,6 +98,31 @@ absl::StatusOr<std::unique_ptr<RouterServer>> RouterServer::Start(
       options.poll_interval);
   router->poller_->Start();
   router->health_thread_ = std::thread([r = router.get()] { r->HealthLoop(); });
+  if (!options.http_listen.empty()) {
+    HttpServerOptions http;
+    http.listen = options.http_listen;
+    http.threads = options.http_threads;
+    RouterServer* r = router.get();
+    TANDEM_ASSIGN_OR_RETURN(
+        router->http_, HttpServer::Start(http, [r](httplib::Server& server) {
+          AddMetricsRoute(server, r->metrics_);
+          server.Get("/health", [r](const httplib::Request&,
+                                    httplib::Response& response) {
+            // 200 once a prefill and a decode worker are in rotation, so
+            // that load balancers send traffic only to a router that can
+            // serve it.
+            if (r->ready()) {
+              response.set_content("{\"status\":\"ok\"}\n", "application/json");
+            } else {
+              response.status = 503;
+              response.set_content(
+                  "{\"status\":\"unavailable\",\"reason\":\"no prefill or "
+                  "no decode worker in rotation\"}\n",
+                  "application/json");
+            }
+          });
+        }));
+  }
   return router;
 }
 
@@ -107,6 +137,7 @@ void RouterServer::HealthLoop() {
     const bool now_serving = !view.prefill.empty() && !view.decode.empty();
     if (now_serving != serving) {
       serving = now_serving;
+      ready_.store(serving);
       server_->GetHealthCheckService()->SetServingStatus(kRouterHealthService,
                                                          serving);
       LOG(INFO) << "router " << (serving ? "ready" : "not ready")
@@ -126,6 +157,10 @@ void RouterServer::Shutdown(absl::Duration grace) {
     stopping_ = true;
   }
   if (health_thread_.joinable()) health_thread_.join();
+  // HTTP handlers are gRPC clients of this router: stop them first. A
+  // streaming handler ends when the gRPC shutdown below cancels its call.
+  std::thread http_stopper;
+  if (http_ != nullptr) http_stopper = std::thread([this] { http_->Stop(); });
   poller_.reset();
   if (server_ != nullptr) {
     server_->Shutdown(absl::ToChronoTime(absl::Now() + grace));
@@ -133,6 +168,7 @@ void RouterServer::Shutdown(absl::Duration grace) {
   }
   // Calls cancelled by the shutdown finish their worker calls promptly.
   if (core_ != nullptr) core_->WaitIdle();
+  if (http_stopper.joinable()) http_stopper.join();
   server_.reset();
 }
 
@@ -152,8 +188,14 @@ absl::Status RunRouter(const RouterOptions& options) {
             << " worker_expiry_s="
             << absl::ToDoubleSeconds(options.worker_expiry)
             << " max_inflight=" << options.max_inflight << " pid=" << getpid();
+  if (!router->http_address().empty()) {
+    LOG(INFO) << "router http serving address=" << router->http_address()
+              << " threads=" << options.http_threads;
+  }
   TANDEM_RETURN_IF_ERROR(
       WriteAddressFile(options.address_file, router->address()));
+  TANDEM_RETURN_IF_ERROR(
+      WriteAddressFile(options.http_address_file, router->http_address()));
   const int signal_number = WaitForStopSignal(stop_signals);
   LOG(INFO) << "router stopping signal=" << strsignal(signal_number)
             << " inflight=" << router->core().inflight();

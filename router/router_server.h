@@ -10,6 +10,7 @@
 #ifndef TANDEM_ROUTER_ROUTER_SERVER_H_
 #define TANDEM_ROUTER_ROUTER_SERVER_H_
 
+#include <atomic>
 #include <memory>
 #include <string>
 #include <thread>
@@ -22,9 +23,11 @@
 #include "absl/time/time.h"
 #include "grpcpp/grpcpp.h"
 #include "kvstore/kvstore_client.h"
+#include "prometheus/registry.h"
 #include "router/router_core.h"
 #include "router/router_service.h"
 #include "router/worker_poller.h"
+#include "service/http_server.h"
 
 namespace tandem {
 
@@ -36,6 +39,13 @@ struct RouterOptions {
   std::string listen = "127.0.0.1:50051";
   // If set, the bound address is written here once serving.
   std::string address_file;
+  // host:port of the HTTP server (OpenAI-compatible API, /health,
+  // /metrics); empty: no HTTP server.
+  std::string http_listen;
+  // If set, the bound HTTP address is written here once serving.
+  std::string http_address_file;
+  // HTTP requests handled at once (a streamed completion holds one).
+  int http_threads = 64;
   // The model directory: only config.json and the tokenizer are read.
   std::string model_dir = "models/fortune";
   // The model's name in the API; empty: the directory's base name.
@@ -70,6 +80,13 @@ class RouterServer {
 
   // The bound address ("127.0.0.1:50051").
   const std::string& address() const { return address_; }
+  // The bound HTTP address; empty when there is no HTTP server.
+  std::string http_address() const {
+    return http_ == nullptr ? "" : http_->address();
+  }
+  // Whether at least one prefill and one decode worker are in rotation.
+  bool ready() const { return ready_.load(); }
+  prometheus::Registry& metrics() { return metrics_; }
   RouterCore& core() { return *core_; }
 
   // Stops accepting calls, waits up to `grace` for calls in progress, then
@@ -81,13 +98,17 @@ class RouterServer {
   // Keeps the "tandem.v1.Router" health status in step with the registry.
   void HealthLoop();
 
+  // Declared first so that it outlives everything that registers in it.
+  prometheus::Registry metrics_;
   std::unique_ptr<KvStoreClient> store_;
   std::unique_ptr<RouterCore> core_;
   std::unique_ptr<RouterService> router_service_;
   std::unique_ptr<MembershipService> membership_service_;
   std::unique_ptr<grpc::Server> server_;
   std::unique_ptr<WorkerPoller> poller_;
+  std::unique_ptr<HttpServer> http_;
   std::string address_;
+  std::atomic<bool> ready_{false};
 
   absl::Mutex mu_;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
