@@ -7,6 +7,7 @@
 #include <cstring>
 #include <limits>
 
+#include "engine/attention_block.h"
 #include "engine/vector_math.h"
 
 namespace tandem {
@@ -52,13 +53,22 @@ void AttendOne(const PagedKvCache& cache, int layer, int kv_head, int group,
   scores.resize(static_cast<size_t>(group) * context);
   const size_t k_offset = layout.PlaneOffset(layer, 0, kv_head);
   const size_t v_offset = layout.PlaneOffset(layer, 1, kv_head);
+  // The hand-written block kernels where the processor and head size
+  // allow; BLAS otherwise.
+  static const bool use_avx512 = internal::HasBlockAttentionAvx512();
+  const bool hand = use_avx512 && head_dim % 16 == 0 && head_dim <= 256;
   // Block by block: scores[:, p0 .. p0 + n) = scale * q K[n, head_dim]^T.
   for (int p0 = 0; p0 < context; p0 += block_size) {
     const int n = std::min(block_size, context - p0);
     const float* k = cache.BlockData(span.blocks[p0 / block_size]) + k_offset;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, group, n, head_dim,
-                scale, q, head_dim, k, head_dim, 0.0f, scores.data() + p0,
-                context);
+    if (hand) {
+      internal::BlockScoresAvx512(q, group, head_dim, k, n, scale,
+                                  scores.data() + p0, context);
+    } else {
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, group, n, head_dim,
+                  scale, q, head_dim, k, head_dim, 0.0f, scores.data() + p0,
+                  context);
+    }
   }
   for (int h = 0; h < group; ++h) {
     Softmax(scores.data() + static_cast<long>(h) * context, context);
@@ -68,9 +78,14 @@ void AttendOne(const PagedKvCache& cache, int layer, int kv_head, int group,
   for (int p0 = 0; p0 < context; p0 += block_size) {
     const int n = std::min(block_size, context - p0);
     const float* v = cache.BlockData(span.blocks[p0 / block_size]) + v_offset;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, group, head_dim, n,
-                1.0f, scores.data() + p0, context, v, head_dim, 1.0f, out,
-                head_dim);
+    if (hand) {
+      internal::BlockMixAvx512(scores.data() + p0, context, group, v, n,
+                               head_dim, out);
+    } else {
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, group, head_dim, n,
+                  1.0f, scores.data() + p0, context, v, head_dim, 1.0f, out,
+                  head_dim);
+    }
   }
 }
 
