@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <optional>
 #include <random>
 #include <string>
@@ -27,6 +28,9 @@ ABSL_FLAG(std::string, router, "",
           "host:port of a running cluster's router: generate through it "
           "instead of loading --model here (--model and --threads are "
           "ignored)");
+ABSL_FLAG(std::string, api_key, "",
+          "with --router: the API key of a router started with --api_key; "
+          "empty: $TANDEM_API_KEY if set");
 ABSL_FLAG(std::string, prompt, "",
           "text to continue; empty starts from BOS alone (for the default "
           "model: a fresh fortune)");
@@ -70,7 +74,7 @@ const FlagScope& Scope() {
 }
 
 constexpr char kUsage[] =
-    "Usage: tandem generate [--model DIR | --router HOST:PORT]\n"
+    "Usage: tandem generate [--model DIR | --router HOST:PORT [--api_key K]]\n"
     "                       [--prompt TEXT] [flags]\n\n"
     "Streams a continuation of --prompt to stdout, then one summary line to\n"
     "stderr (tokens, tokens/s, finish reason, seed).\n\nFlags:\n";
@@ -200,13 +204,23 @@ void PrintSummary(const GenerationResult& result, uint64_t seed) {
                static_cast<unsigned long long>(seed));
 }
 
+// --api_key, or $TANDEM_API_KEY when the flag is empty.
+std::string ApiKey() {
+  std::string key = absl::GetFlag(FLAGS_api_key);
+  if (key.empty()) {
+    if (const char* env = std::getenv("TANDEM_API_KEY")) key = env;
+  }
+  return key;
+}
+
 int Generate(const ParsedArgs& args) {
   absl::StatusOr<GenerationRequest> request = RequestFromFlags(args);
   if (!request.ok()) {
     return ReportError(kCommand, request.status(), kExitUsageError);
   }
   if (const std::string router = absl::GetFlag(FLAGS_router); !router.empty()) {
-    return GenerateThroughRouter(router, absl::GetFlag(FLAGS_prompt), *request);
+    return GenerateThroughRouter(router, ApiKey(), absl::GetFlag(FLAGS_prompt),
+                                 *request);
   }
   absl::StatusOr<LoadedModel> loaded =
       LoadModelDir(absl::GetFlag(FLAGS_model), absl::GetFlag(FLAGS_threads));

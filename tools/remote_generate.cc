@@ -96,7 +96,8 @@ absl::StatusOr<v1::GenerateRequest> ToRouterRequest(
   return out;
 }
 
-int GenerateThroughRouter(const std::string& router, const std::string& prompt,
+int GenerateThroughRouter(const std::string& router, const std::string& api_key,
+                          const std::string& prompt,
                           const GenerationRequest& request) {
   absl::StatusOr<v1::GenerateRequest> remote = ToRouterRequest(prompt, request);
   if (!remote.ok()) {
@@ -107,8 +108,9 @@ int GenerateThroughRouter(const std::string& router, const std::string& prompt,
   v1::GenerateResponse last;
   bool ends_in_newline = true;
   absl::Time first_token = absl::InfiniteFuture();
-  const absl::Status status =
-      StreamGenerate(*stub, *remote, [&](const v1::GenerateResponse& reply) {
+  const absl::Status status = StreamGenerate(
+      *stub, *remote,
+      [&](const v1::GenerateResponse& reply) {
         if (first_token == absl::InfiniteFuture()) first_token = absl::Now();
         logprobs.insert(logprobs.end(), reply.logprobs().begin(),
                         reply.logprobs().end());
@@ -116,10 +118,12 @@ int GenerateThroughRouter(const std::string& router, const std::string& prompt,
           ends_in_newline = reply.text().back() == '\n';
         last = reply;
         return WriteStdout(reply.text());
-      });
+      },
+      absl::InfiniteDuration(), api_key);
   if (!status.ok()) {
     const bool rejected = status.code() == absl::StatusCode::kInvalidArgument ||
-                          status.code() == absl::StatusCode::kNotFound;
+                          status.code() == absl::StatusCode::kNotFound ||
+                          status.code() == absl::StatusCode::kUnauthenticated;
     return ReportError(
         kCommand,
         absl::Status(status.code(),

@@ -20,11 +20,13 @@ namespace tandem {
 absl::StatusOr<v1::GenerateRequest> ToRouterRequest(
     const std::string& prompt, const GenerationRequest& request);
 
-// Streams the completion from the router at `router` (host:port). Returns
-// the process exit code: 0, kExitUsageError for a request the router
-// rejects (INVALID_ARGUMENT, NOT_FOUND), kExitRuntimeError otherwise; each
-// error is one line on stderr.
-int GenerateThroughRouter(const std::string& router, const std::string& prompt,
+// Streams the completion from the router at `router` (host:port), sending
+// `api_key` unless it is empty. Returns the process exit code: 0,
+// kExitUsageError for a request the router rejects (INVALID_ARGUMENT,
+// NOT_FOUND, UNAUTHENTICATED), kExitRuntimeError otherwise; each error is
+// one line on stderr.
+int GenerateThroughRouter(const std::string& router, const std::string& api_key,
+                          const std::string& prompt,
                           const GenerationRequest& request);
 
 }  // namespace tandem
