@@ -234,11 +234,12 @@ up() {
   trap - ERR
   echo "cluster up: router $router_address (HTTP $http_address), $stores" \
     "store, $prefill prefill, $decode decode (logs in $run_dir)"
-  local auth=""
+  local auth="" env=""
   if [[ -n $api_key_file ]]; then
     auth=" -H \"Authorization: Bearer \$(cat $api_key_file)\""
+    env="TANDEM_API_KEY=\$(cat $api_key_file) "
   fi
-  echo "try:  $tandem generate --router $router_address --prompt 'Q: '"
+  echo "try:  $env$tandem generate --router $router_address --prompt 'Q: '"
   echo "      curl http://$http_address/v1/completions$auth \\"
   echo "        -H 'Content-Type: application/json' -d '{\"prompt\": \"Q: \", \"max_tokens\": 32}'"
   echo "stop: $0 down${run_dir:+ --run-dir $run_dir}"

@@ -4,7 +4,6 @@
 
 #include <cstdint>
 #include <cstdio>
-#include <cstdlib>
 #include <optional>
 #include <random>
 #include <string>
@@ -28,9 +27,6 @@ ABSL_FLAG(std::string, router, "",
           "host:port of a running cluster's router: generate through it "
           "instead of loading --model here (--model and --threads are "
           "ignored)");
-ABSL_FLAG(std::string, api_key, "",
-          "with --router: the API key of a router started with --api_key; "
-          "empty: $TANDEM_API_KEY if set");
 ABSL_FLAG(std::string, prompt, "",
           "text to continue; empty starts from BOS alone (for the default "
           "model: a fresh fortune)");
@@ -68,8 +64,8 @@ namespace {
 constexpr std::string_view kCommand = "generate";
 
 const FlagScope& Scope() {
-  static const FlagScope* scope =
-      new FlagScope{{"generate_command.cc", kModelFlagsFile}, {"stop"}};
+  static const FlagScope* scope = new FlagScope{
+      {"generate_command.cc", kModelFlagsFile, kRouterFlagsFile}, {"stop"}};
   return *scope;
 }
 
@@ -204,23 +200,14 @@ void PrintSummary(const GenerationResult& result, uint64_t seed) {
                static_cast<unsigned long long>(seed));
 }
 
-// --api_key, or $TANDEM_API_KEY when the flag is empty.
-std::string ApiKey() {
-  std::string key = absl::GetFlag(FLAGS_api_key);
-  if (key.empty()) {
-    if (const char* env = std::getenv("TANDEM_API_KEY")) key = env;
-  }
-  return key;
-}
-
 int Generate(const ParsedArgs& args) {
   absl::StatusOr<GenerationRequest> request = RequestFromFlags(args);
   if (!request.ok()) {
     return ReportError(kCommand, request.status(), kExitUsageError);
   }
   if (const std::string router = absl::GetFlag(FLAGS_router); !router.empty()) {
-    return GenerateThroughRouter(router, ApiKey(), absl::GetFlag(FLAGS_prompt),
-                                 *request);
+    return GenerateThroughRouter(router, RouterApiKey(),
+                                 absl::GetFlag(FLAGS_prompt), *request);
   }
   absl::StatusOr<LoadedModel> loaded =
       LoadModelDir(absl::GetFlag(FLAGS_model), absl::GetFlag(FLAGS_threads));

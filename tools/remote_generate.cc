@@ -3,14 +3,20 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <vector>
 
+#include "absl/flags/flag.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "router/router_client.h"
 #include "tools/cli_common.h"
 #include "tools/token_display.h"
+
+ABSL_FLAG(std::string, api_key, "",
+          "with --router: the API key of a router started with --api_key; "
+          "empty: $TANDEM_API_KEY if set");
 
 namespace tandem {
 namespace {
@@ -68,6 +74,14 @@ void PrintSummary(const v1::GenerateResponse& last, absl::Duration decode) {
 }
 
 }  // namespace
+
+std::string RouterApiKey() {
+  std::string key = absl::GetFlag(FLAGS_api_key);
+  if (key.empty()) {
+    if (const char* env = std::getenv("TANDEM_API_KEY")) key = env;
+  }
+  return key;
+}
 
 absl::StatusOr<v1::GenerateRequest> ToRouterRequest(
     const std::string& prompt, const GenerationRequest& request) {

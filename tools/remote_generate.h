@@ -8,11 +8,20 @@
 #define TANDEM_TOOLS_REMOTE_GENERATE_H_
 
 #include <string>
+#include <string_view>
 
 #include "engine/generation.h"
 #include "proto/generate.pb.h"
 
 namespace tandem {
+
+// The file that defines --api_key, for the FlagScope of every subcommand
+// that talks to a router.
+inline constexpr std::string_view kRouterFlagsFile = "remote_generate.cc";
+
+// The API key to send a router: --api_key, or $TANDEM_API_KEY when the
+// flag is empty; empty when neither is set.
+std::string RouterApiKey();
 
 // The router's request for `prompt` (tokenized by the router) and the
 // settings of `request` (its prompt_ids are ignored). InvalidArgument for a
