@@ -70,8 +70,8 @@ const FlagScope& Scope() {
 }
 
 constexpr char kUsage[] =
-    "Usage: tandem generate [--model DIR | --router HOST:PORT [--api_key K]]\n"
-    "                       [--prompt TEXT] [flags]\n\n"
+    "Usage: tandem generate [--model DIR | --router HOST:PORT]\n"
+    "                       [--api-key KEY] [--prompt TEXT] [flags]\n\n"
     "Streams a continuation of --prompt to stdout, then one summary line to\n"
     "stderr (tokens, tokens/s, finish reason, seed).\n\nFlags:\n";
 
