@@ -10,7 +10,6 @@
 #include "absl/strings/str_format.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
-#include "glog/logging.h"
 #include "proto/generate.grpc.pb.h"
 #include "router/api_key.h"
 #include "router/generate_stream.h"
@@ -51,8 +50,9 @@ class OpenAiApi {
   void Models(const httplib::Request& request, httplib::Response& response);
 
  private:
-  // The client's Authorization header if it carries the key; else
-  // Unauthenticated. Empty when no key is required.
+  // Unauthenticated unless the request's Authorization header carries the
+  // key. The value to forward to the gRPC call: "Bearer <key>", or empty
+  // when no key is required.
   absl::StatusOr<std::string> Authorize(const httplib::Request& request) const;
   std::string NewRequestId();
   void Stream(std::shared_ptr<GenerateStream> call,
@@ -224,8 +224,9 @@ void OpenAiApi::Models(const httplib::Request& request,
 httplib::Server::HandlerResponse DefaultError(const httplib::Request& request,
                                               httplib::Response& response,
                                               size_t max_body_bytes) {
-  if (!response.body.empty())
+  if (!response.body.empty()) {
     return httplib::Server::HandlerResponse::Unhandled;
+  }
   std::string message;
   std::string type = "invalid_request_error";
   switch (response.status) {
