@@ -13,6 +13,11 @@
 #   --run-dir DIR [runs/cluster]    logs, pids and address files
 #   --host HOST [127.0.0.1]         the address every node listens on
 #   --router-port P [50051]         the router's gRPC port
+#   --http-port P [8080]            the router's HTTP port: the OpenAI-
+#                                   compatible API (0: a free port)
+#   --api-key-file FILE             the router requires the key in FILE
+#                                   (clients: TANDEM_API_KEY or
+#                                   Authorization: Bearer <key>)
 #   --base-port P [50061]           stores, then prefill, then decode workers
 #                                   take consecutive ports from here (0, and
 #                                   --router-port 0: free ports, see status)
@@ -21,13 +26,14 @@
 #   --stop-timeout S [10]           seconds between SIGTERM and SIGKILL
 #   --lines N [20]                  lines per log for `logs`; --follow tails
 #
-# Clients talk to the router: build/tools/tandem generate --router HOST:PORT
+# Clients talk to the router: build/tools/tandem generate --router HOST:PORT,
+# or HTTP: curl http://HOST:8080/v1/completions -d '{"prompt":"Q: "}'
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 command=${1:-}
 if [[ -z $command || $command == -h || $command == --help ]]; then
-  sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,30p' "$0" | sed 's/^# \{0,1\}//'
   exit $([[ -z $command ]] && echo 2 || echo 0)
 fi
 shift
@@ -37,6 +43,8 @@ model=models/fortune
 run_dir=runs/cluster
 host=127.0.0.1
 router_port=50051
+http_port=8080
+api_key_file=""
 base_port=50061
 threads=0
 build_dir=${TANDEM_BUILD_DIR:-build}
@@ -50,18 +58,20 @@ need_count() { [[ $2 =~ ^[0-9]+$ ]] || die "$1 must be a number, got '$2'"; }
 
 while (($#)); do
   case $1 in
-    --prefill|--decode|--stores|--router-port|--base-port|--threads|\
-    --stop-timeout|--lines)
+    --prefill|--decode|--stores|--router-port|--http-port|--base-port|\
+    --threads|--stop-timeout|--lines)
       need_value "$@"; need_count "$1" "$2"
       case $1 in
         --prefill) prefill=$2 ;; --decode) decode=$2 ;;
         --stores) stores=$2 ;; --router-port) router_port=$2 ;;
+        --http-port) http_port=$2 ;;
         --base-port) base_port=$2 ;; --threads) threads=$2 ;;
         --stop-timeout) stop_timeout=$2 ;; --lines) lines=$2 ;;
       esac
       shift 2 ;;
     --model) need_value "$@"; model=$2; shift 2 ;;
     --run-dir) need_value "$@"; run_dir=$2; shift 2 ;;
+    --api-key-file) need_value "$@"; api_key_file=$2; shift 2 ;;
     --host) need_value "$@"; host=$2; shift 2 ;;
     --build-dir) need_value "$@"; build_dir=$2; shift 2 ;;
     --follow) follow=1; shift ;;
@@ -146,7 +156,7 @@ stop() {
       kill -KILL "$pid" 2>/dev/null || true
     fi
   fi
-  rm -f "$run_dir/$name.pid" "$run_dir/$name.addr"
+  rm -f "$run_dir/$name.pid" "$run_dir/$name.addr" "$run_dir/$name.http"
 }
 
 down() {
@@ -164,6 +174,8 @@ up() {
   ((${#missing[@]} == 0)) ||
     die "missing binaries (run deploy/build.sh): ${missing[*]}"
   [[ -f $model/config.json ]] || die "no model at $model (config.json missing)"
+  [[ -z $api_key_file || -s $api_key_file ]] ||
+    die "--api-key-file $api_key_file is missing or empty"
   ((prefill >= 1 && decode >= 1 && stores >= 1)) ||
     die "--prefill, --decode and --stores must each be at least 1"
   mkdir -p "$run_dir"
@@ -171,8 +183,12 @@ up() {
   for name in $(nodes); do
     alive "$name" && die "$name is already running (pid $(pid_of "$name")); run '$0 down' first"
   done
-  rm -f "$run_dir"/*.pid "$run_dir"/*.addr
+  rm -f "$run_dir"/*.pid "$run_dir"/*.addr "$run_dir"/*.http
   model=$(cd "$model" && pwd)
+  local key_flags=()
+  if [[ -n $api_key_file ]]; then
+    key_flags=(--api_key_file="$(realpath "$api_key_file")")
+  fi
   trap 'echo "local-cluster: start failed; stopping what started" >&2; down' ERR
 
   # Port 0 lets each node pick a free port; the address files tell them.
@@ -187,10 +203,17 @@ up() {
   done
 
   start router "$router_bin" --listen="$host:$router_port" --model="$model" \
-    --kvstore="$store_list"
+    --kvstore="$store_list" --http_listen="$host:$http_port" \
+    --http_address_file="$run_dir/router.http" "${key_flags[@]}"
   await router
-  local router_address
+  local router_address http_address
   router_address=$(address_of router)
+  # The router writes its HTTP address right after its gRPC one.
+  for ((i = 0; i < 50; i++)); do
+    [[ -s $run_dir/router.http ]] && break
+    sleep 0.1
+  done
+  http_address=$(cat "$run_dir/router.http")
 
   local kind count
   for kind in prefill decode; do
@@ -209,9 +232,16 @@ up() {
   # Ready once the router has both kinds of worker in rotation.
   await router tandem.v1.Router
   trap - ERR
-  echo "cluster up: router $router_address, $stores store, $prefill prefill," \
-    "$decode decode (logs in $run_dir)"
-  echo "try:  $tandem generate --router $router_address --prompt 'Q: '"
+  echo "cluster up: router $router_address (HTTP $http_address), $stores" \
+    "store, $prefill prefill, $decode decode (logs in $run_dir)"
+  local auth="" env=""
+  if [[ -n $api_key_file ]]; then
+    auth=" -H \"Authorization: Bearer \$(cat $api_key_file)\""
+    env="TANDEM_API_KEY=\$(cat $api_key_file) "
+  fi
+  echo "try:  $env$tandem generate --router $router_address --prompt 'Q: '"
+  echo "      curl http://$http_address/v1/completions$auth \\"
+  echo "        -H 'Content-Type: application/json' -d '{\"prompt\": \"Q: \", \"max_tokens\": 32}'"
   echo "stop: $0 down${run_dir:+ --run-dir $run_dir}"
 }
 
@@ -237,6 +267,9 @@ status() {
       "${address:--}" "$state"
   done
   ((any)) || echo "no cluster in $run_dir"
+  if [[ -s $run_dir/router.http ]] && alive router; then
+    echo "HTTP API (OpenAI-compatible): http://$(cat "$run_dir/router.http")/v1"
+  fi
 }
 
 logs() {

@@ -83,6 +83,19 @@ grpc::Status FakeDecodeWorker::Decode(
     v1::DecodeResponse reply;
     reply.add_token_ids(request->first_token() + i);
     reply.set_text(std::string(1, static_cast<char>('a' + i % 26)));
+    if (request->logprobs() >= 0) {
+      // The chosen token at -0.5 - i, then alternatives "A", "B", ... lower.
+      v1::Logprobs* logprobs = reply.add_logprobs();
+      logprobs->mutable_chosen()->set_token_id(request->first_token() + i);
+      logprobs->mutable_chosen()->set_logprob(-0.5f - i);
+      logprobs->mutable_chosen()->set_text(reply.text());
+      for (int k = 0; k < request->logprobs(); ++k) {
+        v1::TokenLogprob* top = logprobs->add_top();
+        top->set_token_id(k);
+        top->set_logprob(-1.0f - k);
+        top->set_text(std::string(1, static_cast<char>('A' + k)));
+      }
+    }
     if (i + 1 == request->max_tokens()) {
       reply.set_finish_reason(v1::FINISH_REASON_LENGTH);
       reply.set_completion_tokens(request->max_tokens());

@@ -48,7 +48,9 @@ class FakePrefillWorker final : public v1::PrefillWorker::Service {
 };
 
 // Streams the first token, then ids first+1, first+2, ... one per reply
-// (text: one letter each), up to max_tokens, ending with LENGTH.
+// (text: one letter each, "a" to "z"), up to max_tokens, ending with
+// LENGTH. With logprobs >= 0 requested, reply i carries the chosen token at
+// logprob -0.5 - i and `logprobs` alternatives "A", "B", ... at -1, -2, ...
 class FakeDecodeWorker final : public v1::DecodeWorker::Service {
  public:
   enum class Mode {

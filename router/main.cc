@@ -1,11 +1,13 @@
 // router: the public entry point of a Tandem cluster. Flags configure it;
 // RunRouter serves until SIGINT or SIGTERM.
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/flags/flag.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/time.h"
+#include "router/api_key.h"
 #include "router/router_server.h"
 #include "service/node_main.h"
 
@@ -23,6 +25,14 @@ ABSL_FLAG(std::string, http_address_file, "",
 ABSL_FLAG(int, http_threads, 64,
           "HTTP requests handled at once; a streamed completion holds one "
           "until it ends");
+ABSL_FLAG(std::string, api_key, "",
+          "if set, clients must send 'Authorization: Bearer <key>' (gRPC "
+          "metadata `authorization`) to the Router service and the HTTP "
+          "API's /v1/*; /health, /metrics and worker membership stay open. "
+          "Prefer --api_key_file: flags show in the process list");
+ABSL_FLAG(std::string, api_key_file, "",
+          "file holding the API key (surrounding whitespace ignored); "
+          "exclusive with --api_key");
 ABSL_FLAG(std::string, model, "models/fortune",
           "model directory; only config.json and the tokenizer are read");
 ABSL_FLAG(std::string, model_id, "",
@@ -71,5 +81,11 @@ int main(int argc, char** argv) {
   options.poll_interval = absl::GetFlag(FLAGS_poll_interval);
   options.max_inflight = absl::GetFlag(FLAGS_max_inflight);
   options.store_timeout = absl::GetFlag(FLAGS_store_timeout);
+  absl::StatusOr<std::string> api_key = tandem::LoadApiKey(
+      absl::GetFlag(FLAGS_api_key), absl::GetFlag(FLAGS_api_key_file));
+  if (!api_key.ok()) {
+    return tandem::ServerExitCode("router", api_key.status());
+  }
+  options.api_key = *std::move(api_key);
   return tandem::ServerExitCode("router", tandem::RunRouter(options));
 }

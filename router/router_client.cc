@@ -6,6 +6,7 @@
 
 #include "absl/synchronization/notification.h"
 #include "grpcpp/generic/generic_stub.h"
+#include "router/api_key.h"
 #include "service/grpc_status.h"
 
 namespace tandem {
@@ -63,14 +64,21 @@ std::unique_ptr<v1::Router::Stub> NewRouterStub(const std::string& address) {
       address, grpc::InsecureChannelCredentials(), args));
 }
 
+void SetApiKey(grpc::ClientContext& context, const std::string& api_key) {
+  if (!api_key.empty()) {
+    context.AddMetadata(kAuthorizationMetadata, BearerValue(api_key));
+  }
+}
+
 absl::Status StreamGenerate(
     v1::Router::StubInterface& stub, const v1::GenerateRequest& request,
     absl::FunctionRef<absl::Status(const v1::GenerateResponse&)> on_reply,
-    absl::Duration timeout) {
+    absl::Duration timeout, const std::string& api_key) {
   grpc::ClientContext context;
   if (timeout != absl::InfiniteDuration()) {
     context.set_deadline(absl::ToChronoTime(absl::Now() + timeout));
   }
+  SetApiKey(context, api_key);
   std::unique_ptr<grpc::ClientReaderInterface<v1::GenerateResponse>> reader =
       stub.Generate(&context, request);
   v1::GenerateResponse reply;

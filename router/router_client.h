@@ -27,10 +27,17 @@ std::unique_ptr<v1::Router::Stub> NewRouterStub(const std::string& address);
 // order. Returns the call's final status as an absl::Status (the router's
 // codes, proto/generate.proto); if `on_reply` fails, cancels the call and
 // returns that error. `timeout` bounds the whole call (infinite: none).
+// `api_key`, when not empty, is sent as `authorization: Bearer <key>`
+// (a router started with --api_key answers UNAUTHENTICATED without it).
 absl::Status StreamGenerate(
     v1::Router::StubInterface& stub, const v1::GenerateRequest& request,
     absl::FunctionRef<absl::Status(const v1::GenerateResponse&)> on_reply,
-    absl::Duration timeout = absl::InfiniteDuration());
+    absl::Duration timeout = absl::InfiniteDuration(),
+    const std::string& api_key = "");
+
+// Adds `authorization: Bearer <api_key>` to `context` unless `api_key` is
+// empty.
+void SetApiKey(grpc::ClientContext& context, const std::string& api_key);
 
 // grpc.health.v1 serving states.
 enum class HealthState { kUnknown, kServing, kNotServing, kServiceUnknown };

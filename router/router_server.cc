@@ -10,6 +10,7 @@
 #include "engine/status_macros.h"
 #include "glog/logging.h"
 #include "grpcpp/health_check_service_interface.h"
+#include "router/openai_api.h"
 #include "service/metrics.h"
 #include "service/node_main.h"
 #include "service/server.h"
@@ -27,6 +28,9 @@ absl::Status CheckOptions(const RouterOptions& options) {
   }
   if (options.poll_interval <= absl::ZeroDuration()) {
     return absl::InvalidArgumentError("poll_interval must be positive");
+  }
+  if (options.http_stream_heartbeat <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("http_stream_heartbeat must be positive");
   }
   if (options.http_threads < 1) {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -61,6 +65,17 @@ absl::StatusOr<std::unique_ptr<KvStoreClient>> MakeStoreClient(
   return KvStoreClient::Create(store);
 }
 
+// The HTTP API calls the router's own gRPC service in-process.
+OpenAiApiOptions OpenAiOptions(grpc::Server& server, const std::string& model,
+                               const RouterOptions& options) {
+  OpenAiApiOptions api;
+  api.channel = server.InProcessChannel(grpc::ChannelArguments());
+  api.model_id = model;
+  api.api_key = options.api_key;
+  api.stream_heartbeat = options.http_stream_heartbeat;
+  return api;
+}
+
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<RouterServer>> RouterServer::Start(
@@ -83,7 +98,8 @@ absl::StatusOr<std::unique_ptr<RouterServer>> RouterServer::Start(
   router->core_ = std::make_unique<RouterCore>(std::move(model), core_options,
                                                std::move(lookup));
   RouterCore* core = router->core_.get();
-  router->router_service_ = std::make_unique<RouterService>(core);
+  router->router_service_ =
+      std::make_unique<RouterService>(core, options.api_key);
   router->membership_service_ = std::make_unique<MembershipService>(core);
   TANDEM_ASSIGN_OR_RETURN(
       StartedServer started,
@@ -103,9 +119,13 @@ absl::StatusOr<std::unique_ptr<RouterServer>> RouterServer::Start(
     http.listen = options.http_listen;
     http.threads = options.http_threads;
     RouterServer* r = router.get();
+    const OpenAiApiOptions api =
+        OpenAiOptions(*r->server_, r->core_->model().id, options);
     TANDEM_ASSIGN_OR_RETURN(
-        router->http_, HttpServer::Start(http, [r](httplib::Server& server) {
+        router->http_,
+        HttpServer::Start(http, [r, &api](httplib::Server& server) {
           AddMetricsRoute(server, r->metrics_);
+          AddOpenAiRoutes(server, api);
           server.Get("/health", [r](const httplib::Request&,
                                     httplib::Response& response) {
             // 200 once a prefill and a decode worker are in rotation, so

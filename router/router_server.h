@@ -46,6 +46,13 @@ struct RouterOptions {
   std::string http_address_file;
   // HTTP requests handled at once (a streamed completion holds one).
   int http_threads = 64;
+  // How often a quiet streamed completion sends an SSE comment (see
+  // router/openai_api.h).
+  absl::Duration http_stream_heartbeat = absl::Seconds(2);
+  // The key clients must send (`Authorization: Bearer <key>`) to the
+  // Router service and the HTTP API's /v1/*; empty: none. Membership,
+  // /health and /metrics stay open.
+  std::string api_key;
   // The model directory: only config.json and the tokenizer are read.
   std::string model_dir = "models/fortune";
   // The model's name in the API; empty: the directory's base name.

@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "router/api_key.h"
 #include "router/generate_call.h"
 #include "service/grpc_status.h"
 
@@ -17,16 +18,43 @@ grpc::ServerUnaryReactor* Reply(grpc::CallbackServerContext* context,
   return reactor;
 }
 
+// A Generate call refused before it started: finishes at once with the
+// status and deletes itself when gRPC is done with it.
+class RefusedGenerate final
+    : public grpc::ServerWriteReactor<v1::GenerateResponse> {
+ public:
+  explicit RefusedGenerate(const absl::Status& status) {
+    Finish(ToGrpcStatus(status));
+  }
+  void OnDone() override { delete this; }
+};
+
 }  // namespace
+
+absl::Status RouterService::Authorize(
+    const grpc::CallbackServerContext& context) const {
+  if (api_key_.empty()) return absl::OkStatus();
+  const auto& metadata = context.client_metadata();
+  const auto it = metadata.find(kAuthorizationMetadata);
+  if (it == metadata.end()) return CheckAuthorization(std::nullopt, api_key_);
+  return CheckAuthorization(
+      absl::string_view(it->second.data(), it->second.size()), api_key_);
+}
 
 grpc::ServerWriteReactor<v1::GenerateResponse>* RouterService::Generate(
     grpc::CallbackServerContext* context, const v1::GenerateRequest* request) {
+  if (absl::Status status = Authorize(*context); !status.ok()) {
+    return new RefusedGenerate(status);
+  }
   return GenerateCall::Start(core_, context, request);
 }
 
 grpc::ServerUnaryReactor* RouterService::Tokenize(
     grpc::CallbackServerContext* context, const v1::TokenizeRequest* request,
     v1::TokenizeResponse* response) {
+  if (absl::Status status = Authorize(*context); !status.ok()) {
+    return Reply(context, status);
+  }
   const ServedModel& model = core_->model();
   absl::Status status = CheckModelName(model, request->model());
   if (status.ok()) {
@@ -45,6 +73,9 @@ grpc::ServerUnaryReactor* RouterService::Tokenize(
 grpc::ServerUnaryReactor* RouterService::ListModels(
     grpc::CallbackServerContext* context, const v1::ListModelsRequest* request,
     v1::ListModelsResponse* response) {
+  if (absl::Status status = Authorize(*context); !status.ok()) {
+    return Reply(context, status);
+  }
   const ServedModel& model = core_->model();
   const ClusterView view = core_->View();
   v1::ModelInfo* info = response->add_models();

@@ -3,8 +3,16 @@
 //
 // Status conversion happens here and in GenerateCall, nowhere else in the
 // router. Thread-safe: gRPC calls these from any of its threads.
+//
+// With an API key set, every tandem.v1.Router call must carry the metadata
+// `authorization: Bearer <key>` or is answered UNAUTHENTICATED before any
+// other check. Membership stays open: workers and the router belong on a
+// private network.
 #ifndef TANDEM_ROUTER_ROUTER_SERVICE_H_
 #define TANDEM_ROUTER_ROUTER_SERVICE_H_
+
+#include <string>
+#include <utility>
 
 #include "grpcpp/grpcpp.h"
 #include "proto/generate.grpc.pb.h"
@@ -13,11 +21,14 @@
 
 namespace tandem {
 
-// Generate (see generate_call.h), Tokenize and ListModels.
+// Generate (see generate_call.h), Tokenize and ListModels. Each answers
+// Unauthenticated when an API key is set and the call lacks it.
 class RouterService final : public v1::Router::CallbackService {
  public:
   // `core` is not owned and must outlive the service and its calls.
-  explicit RouterService(RouterCore* core) : core_(core) {}
+  // `api_key`: the key every call must carry; empty: none.
+  explicit RouterService(RouterCore* core, std::string api_key = "")
+      : core_(core), api_key_(std::move(api_key)) {}
 
   grpc::ServerWriteReactor<v1::GenerateResponse>* Generate(
       grpc::CallbackServerContext* context,
@@ -34,7 +45,11 @@ class RouterService final : public v1::Router::CallbackService {
       v1::ListModelsResponse* response) override;
 
  private:
+  // OK if the call carries the API key (or none is required).
+  absl::Status Authorize(const grpc::CallbackServerContext& context) const;
+
   RouterCore* const core_;
+  const std::string api_key_;
 };
 
 // Heartbeat: registers or refreshes a worker. InvalidArgument naming the

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # deploy/local-cluster.sh end to end: brings a cluster up on free loopback
-# ports with a small random model, checks `status`, streams a greedy
-# completion through `tandem generate --router` and compares it with local
-# generation, refuses a second `up`, and checks that `down` stops every
+# ports with a small random model and an API key, checks `status`, streams
+# a greedy completion through `tandem generate --router` and compares it
+# with local generation and with the HTTP API's, checks that both refuse a
+# missing key, refuses a second `up`, and checks that `down` stops every
 # process.
 #
 # Usage: local_cluster_test.sh BUILD_DIR SOURCE_DIR
@@ -33,8 +34,10 @@ cp "$source_dir/engine/testdata/tokenizers/byte/tokenizer.json" "$model/"
 echo '{"bos_token": "<s>", "eos_token": "</s>", "add_bos_token": true}' \
   >"$model/tokenizer_config.json"
 
+echo "test-key-$$" >"$work/key"
 "$script" up "${common[@]}" --model "$model" --stores 2 --threads 1 \
-  --router-port 0 --base-port 0 >"$work/up.out"
+  --router-port 0 --http-port 0 --base-port 0 --api-key-file "$work/key" \
+  >"$work/up.out"
 grep -q "cluster up" "$work/up.out" || fail "up did not report the cluster"
 
 "$script" status "${common[@]}" >"$work/status.out"
@@ -44,10 +47,19 @@ for node in store-0 store-1 router prefill-0 decode-0; do
     fail "status does not show $node SERVING"
 done
 
+grep -q "^HTTP API (OpenAI-compatible): http://127.0.0.1:[0-9]*/v1$" \
+  "$work/status.out" || fail "status does not show the HTTP API"
+
 router=$(cat "$run_dir/router.addr")
 flags=(--prompt "Hello" --temperature 0 --max-tokens 24)
-"$tandem" generate --router "$router" "${flags[@]}" >"$work/remote.txt" \
-  2>"$work/remote.err" || fail "generate --router failed: $(cat "$work/remote.err")"
+status=0
+"$tandem" generate --router "$router" "${flags[@]}" >/dev/null \
+  2>"$work/nokey.err" || status=$?
+((status == 2)) && grep -q "requires an API key" "$work/nokey.err" ||
+  fail "generate without the key: exit $status, $(cat "$work/nokey.err")"
+TANDEM_API_KEY=$(cat "$work/key") "$tandem" generate --router "$router" \
+  "${flags[@]}" >"$work/remote.txt" 2>"$work/remote.err" ||
+  fail "generate --router failed: $(cat "$work/remote.err")"
 "$tandem" generate --model "$model" --threads 1 "${flags[@]}" \
   >"$work/local.txt" 2>/dev/null
 cmp -s "$work/remote.txt" "$work/local.txt" ||
@@ -55,6 +67,29 @@ cmp -s "$work/remote.txt" "$work/local.txt" ||
     "'$(cat "$work/local.txt")'"
 grep -q "prompt_tokens=6 " "$work/remote.err" ||
   fail "no summary line: $(cat "$work/remote.err")"
+
+# The same completion over HTTP; a request without the key is refused.
+python3 - "$(cat "$run_dir/router.http")" "$(cat "$work/key")" \
+  >"$work/http.txt" <<'EOF' || fail "HTTP completion failed"
+import json, sys, urllib.error, urllib.request
+url = f"http://{sys.argv[1]}/v1/completions"
+body = json.dumps({"prompt": "Hello", "temperature": 0, "max_tokens": 24})
+def post(headers):
+    request = urllib.request.Request(url, body.encode(), headers)
+    return urllib.request.urlopen(request, timeout=30)
+try:
+    post({"Content-Type": "application/json"})
+    sys.exit("a request without the key succeeded")
+except urllib.error.HTTPError as error:
+    if error.code != 401:
+        sys.exit(f"a request without the key got {error.code}")
+reply = json.load(post({"Content-Type": "application/json",
+                        "Authorization": "Bearer " + sys.argv[2]}))
+sys.stdout.write(reply["choices"][0]["text"])
+EOF
+cmp -s "$work/http.txt" "$work/remote.txt" ||
+  fail "HTTP output '$(cat "$work/http.txt")' differs from gRPC" \
+    "'$(cat "$work/remote.txt")'"
 
 if "$script" up "${common[@]}" --model "$model" --router-port 0 \
     --base-port 0 2>"$work/again.err"; then

@@ -64,14 +64,14 @@ namespace {
 constexpr std::string_view kCommand = "generate";
 
 const FlagScope& Scope() {
-  static const FlagScope* scope =
-      new FlagScope{{"generate_command.cc", kModelFlagsFile}, {"stop"}};
+  static const FlagScope* scope = new FlagScope{
+      {"generate_command.cc", kModelFlagsFile, kRouterFlagsFile}, {"stop"}};
   return *scope;
 }
 
 constexpr char kUsage[] =
     "Usage: tandem generate [--model DIR | --router HOST:PORT]\n"
-    "                       [--prompt TEXT] [flags]\n\n"
+    "                       [--api-key KEY] [--prompt TEXT] [flags]\n\n"
     "Streams a continuation of --prompt to stdout, then one summary line to\n"
     "stderr (tokens, tokens/s, finish reason, seed).\n\nFlags:\n";
 
@@ -206,7 +206,8 @@ int Generate(const ParsedArgs& args) {
     return ReportError(kCommand, request.status(), kExitUsageError);
   }
   if (const std::string router = absl::GetFlag(FLAGS_router); !router.empty()) {
-    return GenerateThroughRouter(router, absl::GetFlag(FLAGS_prompt), *request);
+    return GenerateThroughRouter(router, RouterApiKey(),
+                                 absl::GetFlag(FLAGS_prompt), *request);
   }
   absl::StatusOr<LoadedModel> loaded =
       LoadModelDir(absl::GetFlag(FLAGS_model), absl::GetFlag(FLAGS_threads));

@@ -3,14 +3,20 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <vector>
 
+#include "absl/flags/flag.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "router/router_client.h"
 #include "tools/cli_common.h"
 #include "tools/token_display.h"
+
+ABSL_FLAG(std::string, api_key, "",
+          "with --router: the API key of a router started with --api_key; "
+          "empty: $TANDEM_API_KEY if set");
 
 namespace tandem {
 namespace {
@@ -69,6 +75,14 @@ void PrintSummary(const v1::GenerateResponse& last, absl::Duration decode) {
 
 }  // namespace
 
+std::string RouterApiKey() {
+  std::string key = absl::GetFlag(FLAGS_api_key);
+  if (key.empty()) {
+    if (const char* env = std::getenv("TANDEM_API_KEY")) key = env;
+  }
+  return key;
+}
+
 absl::StatusOr<v1::GenerateRequest> ToRouterRequest(
     const std::string& prompt, const GenerationRequest& request) {
   if (request.ignore_eos) {
@@ -96,7 +110,8 @@ absl::StatusOr<v1::GenerateRequest> ToRouterRequest(
   return out;
 }
 
-int GenerateThroughRouter(const std::string& router, const std::string& prompt,
+int GenerateThroughRouter(const std::string& router, const std::string& api_key,
+                          const std::string& prompt,
                           const GenerationRequest& request) {
   absl::StatusOr<v1::GenerateRequest> remote = ToRouterRequest(prompt, request);
   if (!remote.ok()) {
@@ -107,8 +122,9 @@ int GenerateThroughRouter(const std::string& router, const std::string& prompt,
   v1::GenerateResponse last;
   bool ends_in_newline = true;
   absl::Time first_token = absl::InfiniteFuture();
-  const absl::Status status =
-      StreamGenerate(*stub, *remote, [&](const v1::GenerateResponse& reply) {
+  const absl::Status status = StreamGenerate(
+      *stub, *remote,
+      [&](const v1::GenerateResponse& reply) {
         if (first_token == absl::InfiniteFuture()) first_token = absl::Now();
         logprobs.insert(logprobs.end(), reply.logprobs().begin(),
                         reply.logprobs().end());
@@ -116,10 +132,12 @@ int GenerateThroughRouter(const std::string& router, const std::string& prompt,
           ends_in_newline = reply.text().back() == '\n';
         last = reply;
         return WriteStdout(reply.text());
-      });
+      },
+      absl::InfiniteDuration(), api_key);
   if (!status.ok()) {
     const bool rejected = status.code() == absl::StatusCode::kInvalidArgument ||
-                          status.code() == absl::StatusCode::kNotFound;
+                          status.code() == absl::StatusCode::kNotFound ||
+                          status.code() == absl::StatusCode::kUnauthenticated;
     return ReportError(
         kCommand,
         absl::Status(status.code(),
