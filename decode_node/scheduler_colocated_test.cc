@@ -279,10 +279,10 @@ TEST_F(ColocatedSchedulerTest, CancellingAPromptInProgressFreesItsBlocks) {
 }
 
 TEST_F(ColocatedSchedulerTest, PreemptedPromptIsRecomputedIdentically) {
-  // 12 blocks: the running sequence grows until the chunked prompt, which
-  // holds its reservation, is preempted, and later resumes.
-  auto scheduler = MakeScheduler(12, 4);
-  const DecodeInput a = Whole(Prompt(5, 11), Seeded(21), 40);
+  // 9 blocks of 4 tokens: the two sequences outgrow the cache, the newer
+  // one is preempted, and it resumes once the older one is done.
+  auto scheduler = MakeScheduler(9, 4);
+  const DecodeInput a = Whole(Prompt(5, 11), Seeded(21), 30);
   const DecodeInput b = Whole(Prompt(20, 12), Seeded(22), 6);
   auto first = std::make_shared<Recorder>();
   auto second = std::make_shared<Recorder>();
