@@ -87,19 +87,14 @@ absl::StatusOr<KvHandoff> HandoffFromProto(const v1::DecodeRequest& request) {
   return handoff;
 }
 
-}  // namespace
-
-absl::StatusOr<DecodeInput> DecodeInputFromProto(
-    const v1::DecodeRequest& request) {
+// The checks and fields the two kinds of request share.
+template <typename Request>
+absl::Status CheckCommon(const Request& request) {
   if (request.prompt_token_ids().empty()) {
     return absl::InvalidArgumentError("prompt_token_ids is empty");
   }
   TANDEM_RETURN_IF_ERROR(
       CheckTokenIds(request.prompt_token_ids(), "prompt_token_ids"));
-  if (request.first_token() < 0) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("first_token=", request.first_token(), " is negative"));
-  }
   if (request.max_tokens() < 1) {
     return absl::InvalidArgumentError(absl::StrCat(
         "max_tokens must be at least 1, got ", request.max_tokens()));
@@ -114,20 +109,59 @@ absl::StatusOr<DecodeInput> DecodeInputFromProto(
       return absl::InvalidArgumentError(absl::StrCat("stop[", i, "] is empty"));
     }
   }
-  DecodeInput input;
-  TANDEM_ASSIGN_OR_RETURN(input.handoff, HandoffFromProto(request));
+  return absl::OkStatus();
+}
+
+template <typename Request>
+absl::Status FillCommon(const Request& request, DecodeInput& input) {
   TANDEM_ASSIGN_OR_RETURN(
       input.sampling,
       SeededSamplingFromProto(request.sampling(), request.logprobs()));
   input.request_id = request.request_id();
   input.prompt.assign(request.prompt_token_ids().begin(),
                       request.prompt_token_ids().end());
-  input.first_token = request.first_token();
   input.logprobs = request.logprobs() >= 0;
   input.max_tokens = request.max_tokens();
   input.stop.assign(request.stop().begin(), request.stop().end());
   input.stop_token_ids.assign(request.stop_token_ids().begin(),
                               request.stop_token_ids().end());
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<DecodeInput> DecodeInputFromProto(
+    const v1::DecodeRequest& request) {
+  TANDEM_RETURN_IF_ERROR(CheckCommon(request));
+  if (request.first_token() < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("first_token=", request.first_token(), " is negative"));
+  }
+  DecodeInput input;
+  TANDEM_ASSIGN_OR_RETURN(input.handoff, HandoffFromProto(request));
+  TANDEM_RETURN_IF_ERROR(FillCommon(request, input));
+  input.first_token = request.first_token();
+  return input;
+}
+
+absl::StatusOr<DecodeInput> ColocatedInputFromProto(
+    const v1::ColocatedRequest& request, const Fingerprint& model,
+    int block_size) {
+  TANDEM_RETURN_IF_ERROR(CheckCommon(request));
+  if (request.cached_blocks_hint() < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("cached_blocks_hint must not be negative, got ",
+                     request.cached_blocks_hint()));
+  }
+  DecodeInput input;
+  TANDEM_RETURN_IF_ERROR(FillCommon(request, input));
+  input.compute_prompt = true;
+  input.handoff.model = model;
+  input.handoff.block_size = block_size;
+  input.handoff.full_blocks.reserve(request.block_keys_size());
+  for (const v1::BlockKey& key : request.block_keys()) {
+    input.handoff.full_blocks.push_back(FromProto(key));
+  }
   return input;
 }
 

@@ -8,6 +8,11 @@
 // (engine/block_key.h ComputeKeyChain), then, when the prompt does not fill
 // whole blocks, its trailing partial block keyed by the same chain rule over
 // its tokens, and the number of draws the sampler took for the first token.
+//
+// A colocated worker (decode_node --colocated) is asked for whole requests
+// (tandem.v1.ColocatedRequest): ColocatedInputFromProto makes a DecodeInput
+// with compute_prompt set, whose handoff carries only the prompt's full
+// block keys (for reusing and publishing store blocks) and no first token.
 #ifndef TANDEM_DECODE_NODE_DECODE_INPUT_H_
 #define TANDEM_DECODE_NODE_DECODE_INPUT_H_
 
@@ -42,6 +47,11 @@ struct DecodeInput {
   std::string request_id;
   // The prompt's token ids; not empty.
   std::vector<int32_t> prompt;
+  // Colocated: the worker computes the prompt and samples the first token
+  // itself. Then first_token is unused, and the handoff holds this worker's
+  // fingerprint and block size, the prompt's full block keys, no partial
+  // block and next_draw 0.
+  bool compute_prompt = false;
   // The token the prefill worker sampled after the prompt.
   int32_t first_token = 0;
   KvHandoff handoff;
@@ -66,6 +76,15 @@ struct DecodeInput {
 // kMaxLogprobs, or an empty stop string. A negative logprobs means none.
 absl::StatusOr<DecodeInput> DecodeInputFromProto(
     const v1::DecodeRequest& request);
+
+// Converts a colocated worker's `request` for a worker serving `model` with
+// KV blocks of `block_size` tokens. InvalidArgument naming the field as
+// DecodeInputFromProto (without the handoff and first_token checks), and
+// for a negative cached_blocks_hint. The block keys are checked against the
+// prompt later, by Sequence::Create.
+absl::StatusOr<DecodeInput> ColocatedInputFromProto(
+    const v1::ColocatedRequest& request, const Fingerprint& model,
+    int block_size);
 
 }  // namespace tandem
 

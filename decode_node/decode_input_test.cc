@@ -122,5 +122,66 @@ TEST(DecodeInputTest, RejectsMalformedRequestsNamingTheField) {
   }
 }
 
+v1::ColocatedRequest GoodColocatedRequest() {
+  v1::ColocatedRequest request;
+  request.set_request_id("c1");
+  for (int id : {256, 72, 105, 33, 10}) request.add_prompt_token_ids(id);
+  request.add_block_keys()->set_hi(3);
+  request.set_cached_blocks_hint(1);
+  request.set_max_tokens(8);
+  request.set_logprobs(2);
+  request.add_stop("\n\n");
+  request.add_stop_token_ids(10);
+  request.mutable_sampling()->set_temperature(0);
+  request.mutable_sampling()->set_seed(5);
+  return request;
+}
+
+TEST(DecodeInputTest, ColocatedRequestBecomesAnInputThatComputesItsPrompt) {
+  auto input = ColocatedInputFromProto(GoodColocatedRequest(),
+                                       Fingerprint{{7, 8}}, /*block_size=*/4);
+  ASSERT_TRUE(input.ok()) << input.status();
+  EXPECT_TRUE(input->compute_prompt);
+  EXPECT_EQ(input->request_id, "c1");
+  EXPECT_EQ(input->prompt, (std::vector<int32_t>{256, 72, 105, 33, 10}));
+  EXPECT_EQ(input->max_tokens, 8);
+  EXPECT_TRUE(input->logprobs);
+  EXPECT_EQ(input->sampling.num_logprobs, 2);
+  EXPECT_EQ(input->sampling.seed, 5u);
+  EXPECT_EQ(input->stop, std::vector<std::string>{"\n\n"});
+  EXPECT_EQ(input->stop_token_ids, std::vector<int32_t>{10});
+  EXPECT_EQ(input->handoff.model, (Fingerprint{{7, 8}}));
+  EXPECT_EQ(input->handoff.block_size, 4);
+  EXPECT_EQ(input->handoff.full_blocks,
+            (std::vector<BlockKey>{BlockKey{3, 0}}));
+  EXPECT_FALSE(input->handoff.partial_block.has_value());
+  EXPECT_EQ(input->handoff.next_draw, 0u);
+}
+
+TEST(DecodeInputTest, RejectsMalformedColocatedRequestsNamingTheField) {
+  struct Case {
+    std::string field;
+    std::function<void(v1::ColocatedRequest&)> change;
+  };
+  const std::vector<Case> cases = {
+      {"prompt_token_ids is empty",
+       [](auto& r) { r.clear_prompt_token_ids(); }},
+      {"prompt_token_ids[1]", [](auto& r) { r.set_prompt_token_ids(1, -2); }},
+      {"max_tokens", [](auto& r) { r.set_max_tokens(0); }},
+      {"logprobs", [](auto& r) { r.set_logprobs(99); }},
+      {"stop[0]", [](auto& r) { r.set_stop(0, ""); }},
+      {"sampling.seed", [](auto& r) { r.mutable_sampling()->clear_seed(); }},
+      {"cached_blocks_hint", [](auto& r) { r.set_cached_blocks_hint(-1); }},
+  };
+  for (const Case& c : cases) {
+    v1::ColocatedRequest request = GoodColocatedRequest();
+    c.change(request);
+    auto input = ColocatedInputFromProto(request, Fingerprint{{7, 8}}, 4);
+    EXPECT_EQ(input.status().code(), absl::StatusCode::kInvalidArgument)
+        << c.field;
+    EXPECT_THAT(input.status().message(), HasSubstr(c.field));
+  }
+}
+
 }  // namespace
 }  // namespace tandem

@@ -33,22 +33,46 @@ class KvStoreBlockSource : public BlockSource {
       absl::Span<const BlockKey> keys) override {
     return client_->GetMany(keys);
   }
+  absl::StatusOr<size_t> LongestPrefix(
+      absl::Span<const BlockKey> chain) override {
+    return client_->LongestPrefix(chain);
+  }
+  std::vector<absl::Status> PutMany(
+      absl::Span<const std::string> blocks) override {
+    const std::vector<absl::string_view> views(blocks.begin(), blocks.end());
+    return client_->PutMany(views);
+  }
 
  private:
   const std::unique_ptr<KvStoreClient> client_;
+};
+
+// A colocated worker without a store: it reads and writes no block.
+class NoStoreBlockSource : public BlockSource {
+ public:
+  std::vector<absl::StatusOr<std::string>> GetMany(
+      absl::Span<const BlockKey> keys) override {
+    return std::vector<absl::StatusOr<std::string>>(
+        keys.size(), absl::FailedPreconditionError("no KV store configured"));
+  }
 };
 
 absl::Status CheckOptions(const DecodeNodeOptions& options) {
   if (options.model_dir.empty()) {
     return absl::InvalidArgumentError("--model is required");
   }
-  if (options.kvstore.empty()) {
+  if (options.kvstore.empty() && !options.colocated) {
     return absl::InvalidArgumentError(
         "--kvstore is required (host:port of every store node)");
   }
   if (options.threads < 0) {
     return absl::InvalidArgumentError(
         absl::StrCat("--threads must not be negative, got ", options.threads));
+  }
+  if (options.max_prefill_tokens_per_step < 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--max_prefill_tokens_per_step must be at least 1, got ",
+                     options.max_prefill_tokens_per_step));
   }
   if (options.fetch_threads < 1) {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -59,6 +83,7 @@ absl::Status CheckOptions(const DecodeNodeOptions& options) {
 
 absl::StatusOr<std::unique_ptr<BlockSource>> ConnectStore(
     const DecodeNodeOptions& options) {
+  if (options.kvstore.empty()) return std::make_unique<NoStoreBlockSource>();
   KvStoreClientOptions client_options;
   client_options.nodes = options.kvstore;
   client_options.timeout = options.kvstore_timeout;
@@ -74,6 +99,8 @@ SchedulerOptions MakeSchedulerOptions(const DecodeNodeOptions& options) {
   out.max_batch = options.max_batch;
   out.max_waiting = options.max_waiting;
   out.fetch_threads = options.fetch_threads;
+  out.max_prefill_tokens_per_step = options.max_prefill_tokens_per_step;
+  out.reuse_store = options.colocated && !options.kvstore.empty();
   return out;
 }
 
@@ -99,7 +126,8 @@ absl::Status RunDecodeNode(const DecodeNodeOptions& options) {
   DecodeService service(scheduler.get(), tokenizer.get(),
                         DecodeWorkerInfo{.model_name = model_name,
                                          .fingerprint = model->fingerprint(),
-                                         .block_size = options.block_size});
+                                         .block_size = options.block_size,
+                                         .colocated = options.colocated});
   TANDEM_ASSIGN_OR_RETURN(StartedServer server,
                           StartServer(options.listen, {&service}));
   TANDEM_RETURN_IF_ERROR(
@@ -114,11 +142,16 @@ absl::Status RunDecodeNode(const DecodeNodeOptions& options) {
             << " kv_blocks=" << scheduler->Load().total_blocks
             << " max_batch=" << options.max_batch
             << " max_waiting=" << options.max_waiting
-            << " kvstore=" << absl::StrJoin(options.kvstore, ",")
+            << " colocated=" << (options.colocated ? "true" : "false")
+            << " max_prefill_tokens_per_step="
+            << options.max_prefill_tokens_per_step << " kvstore="
+            << (options.kvstore.empty() ? "-"
+                                        : absl::StrJoin(options.kvstore, ","))
             << " router=" << (options.router.empty() ? "-" : options.router);
   std::unique_ptr<HeartbeatSender> heartbeat = StartWorkerHeartbeat(
       options.router, options.worker_id, options.advertise_address,
-      server.address, "decode", [&service] { return service.CurrentLoad(); });
+      server.address, options.colocated ? "colocated" : "decode",
+      [&service] { return service.CurrentLoad(); });
 
   const int signal_number = WaitForStopSignal(stop_signals);
   LOG(INFO) << "decode node stopping signal=" << strsignal(signal_number);

@@ -1,7 +1,9 @@
 // A decode worker as a process: loads the model and its tokenizer, connects
 // to the KV store, runs the decode scheduler, serves tandem.v1.DecodeWorker
 // (with health and reflection) and sends heartbeats to the router until
-// told to stop.
+// told to stop. With `colocated` it serves whole requests instead
+// (DecodeWorker.Generate): it computes prompts itself, and the store is
+// optional (used for prefix reuse when given).
 #ifndef TANDEM_DECODE_NODE_DECODE_NODE_H_
 #define TANDEM_DECODE_NODE_DECODE_NODE_H_
 
@@ -29,7 +31,7 @@ struct DecodeNodeOptions {
   // (empty: the directory's last component).
   std::string model_dir;
   std::string model_name;
-  // host:port of every KV store node.
+  // host:port of every KV store node; may be empty when colocated.
   std::vector<std::string> kvstore;
   absl::Duration kvstore_timeout = absl::Seconds(5);
   // Engine threads; 0 keeps the default (one per core).
@@ -39,15 +41,19 @@ struct DecodeNodeOptions {
   int max_batch = 32;
   int max_waiting = 256;
   int fetch_threads = 2;
+  // Serve whole requests (Generate), computing prompts in the decode loop.
+  bool colocated = false;
+  // Colocated: most prompt tokens computed per scheduler iteration.
+  int max_prefill_tokens_per_step = 512;
 };
 
 // Runs the node until the process gets SIGINT or SIGTERM, then stops
 // accepting calls, cancels the streams still open and returns OK. Returns
 // at once with: InvalidArgument for missing or bad options (no model, no
-// store nodes, limits out of range); the model's and tokenizer's load
-// errors; ResourceExhausted if the KV cache cannot be allocated;
-// Unavailable if `listen` cannot be bound or the address file cannot be
-// written. REQUIRES: called from the main thread before any other thread
+// store nodes unless colocated, limits out of range); the model's and
+// tokenizer's load errors; ResourceExhausted if the KV cache cannot be
+// allocated; Unavailable if `listen` cannot be bound or the address file cannot
+// be written. REQUIRES: called from the main thread before any other thread
 // starts (it blocks SIGINT and SIGTERM for the whole process and waits for
 // them).
 absl::Status RunDecodeNode(const DecodeNodeOptions& options);

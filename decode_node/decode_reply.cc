@@ -58,7 +58,7 @@ v1::DecodeResponse MakeDecodeReply(const GeneratedToken& token, int index,
   reply.set_completion_tokens(index + 1);
   reply.set_finish_reason(ToProto(token.finish));
   if (!options.logprobs) return reply;
-  if (index == 0) {
+  if (index == 0 && !options.first_sampled_here) {
     *reply.add_logprobs() =
         FirstLogprobs(options.first_logprobs.value_or(v1::Logprobs()),
                       token.token, tokenizer);

@@ -18,10 +18,14 @@ struct ReplyOptions {
   bool logprobs = false;
   // The prefill's logprobs of the first token, as the request carried them.
   std::optional<v1::Logprobs> first_logprobs;
+  // A colocated worker sampled the first token itself: its logprobs come
+  // from the token, like every later token's.
+  bool first_sampled_here = false;
 };
 
 // The reply for token number `index` of the completion (0: the prefill's
-// first token, whose logprobs come from options.first_logprobs). Sets
+// first token, whose logprobs come from options.first_logprobs unless
+// options.first_sampled_here). Sets
 // token_ids, text, completion_tokens (index + 1), finish_reason on the last
 // token, and, when asked for, one Logprobs entry whose chosen and top
 // tokens carry their text: the token decoded alone, with bytes that are not

@@ -3,6 +3,7 @@
 #include <deque>
 #include <memory>
 #include <optional>
+#include <string>
 #include <utility>
 
 #include "absl/base/thread_annotations.h"
@@ -30,11 +31,17 @@ class DecodeStream : public SequenceObserver {
         options_(std::move(options)),
         reactor_(reactor) {}
 
+  void OnPromptComputed(int cached_tokens) override {
+    absl::MutexLock lock(&mu_);
+    cached_tokens_ = cached_tokens;
+  }
+
   void OnToken(const GeneratedToken& token, int index) override {
     v1::DecodeResponse reply =
         MakeDecodeReply(token, index, options_, tokenizer_);
     absl::MutexLock lock(&mu_);
     if (finished_) return;
+    if (index == 0) reply.set_cached_tokens(cached_tokens_);
     // queue_.front() may be in flight; later replies merge into one.
     if (queue_.size() >= 2) {
       MergeDecodeReply(reply, &queue_.back());
@@ -104,29 +111,27 @@ class DecodeStream : public SequenceObserver {
   bool writing_ ABSL_GUARDED_BY(mu_) = false;
   bool cancelled_ ABSL_GUARDED_BY(mu_) = false;
   bool finished_ ABSL_GUARDED_BY(mu_) = false;
+  int cached_tokens_ ABSL_GUARDED_BY(mu_) = 0;
   // How the sequence ended, once it has.
   std::optional<absl::Status> final_ ABSL_GUARDED_BY(mu_);
 };
 
-// One Decode call: submits the sequence and relays the stream's events.
+// One Decode or Generate call: submits the sequence and relays the
+// stream's events.
 class DecodeCall final : public Reactor {
  public:
+  // `input` is the converted request, or why it was refused.
   DecodeCall(Scheduler* scheduler, const Tokenizer* tokenizer,
-             const v1::DecodeRequest& request)
+             ReplyOptions options, absl::StatusOr<DecodeInput> input,
+             const std::string& request_id)
       : scheduler_(*scheduler) {
-    ReplyOptions options;
-    options.logprobs = request.logprobs() >= 0;
-    if (request.has_first_logprobs()) {
-      options.first_logprobs = request.first_logprobs();
-    }
     stream_ =
         std::make_shared<DecodeStream>(this, tokenizer, std::move(options));
-    absl::StatusOr<DecodeInput> input = DecodeInputFromProto(request);
     absl::StatusOr<SequenceId> id =
         input.ok() ? scheduler_.Submit(*std::move(input), stream_)
                    : input.status();
     if (!id.ok()) {
-      VLOG(1) << "decode refused req=" << request.request_id()
+      VLOG(1) << "decode refused req=" << request_id
               << " status=" << id.status();
       stream_->FinishNow(id.status());
       return;
@@ -162,7 +167,35 @@ DecodeService::DecodeService(Scheduler* scheduler, const Tokenizer* tokenizer,
 
 grpc::ServerWriteReactor<v1::DecodeResponse>* DecodeService::Decode(
     grpc::CallbackServerContext* context, const v1::DecodeRequest* request) {
-  return new DecodeCall(&scheduler_, &tokenizer_, *request);
+  ReplyOptions options;
+  options.logprobs = request->logprobs() >= 0;
+  if (request->has_first_logprobs()) {
+    options.first_logprobs = request->first_logprobs();
+  }
+  absl::StatusOr<DecodeInput> input =
+      info_.colocated
+          ? absl::FailedPreconditionError(
+                "this decode worker is colocated: it serves Generate, not "
+                "Decode")
+          : DecodeInputFromProto(*request);
+  return new DecodeCall(&scheduler_, &tokenizer_, std::move(options),
+                        std::move(input), request->request_id());
+}
+
+grpc::ServerWriteReactor<v1::DecodeResponse>* DecodeService::Generate(
+    grpc::CallbackServerContext* context, const v1::ColocatedRequest* request) {
+  ReplyOptions options;
+  options.logprobs = request->logprobs() >= 0;
+  options.first_sampled_here = true;
+  absl::StatusOr<DecodeInput> input =
+      !info_.colocated
+          ? absl::FailedPreconditionError(
+                "this decode worker is not colocated (start it with "
+                "--colocated); it serves Decode")
+          : ColocatedInputFromProto(*request, info_.fingerprint,
+                                    info_.block_size);
+  return new DecodeCall(&scheduler_, &tokenizer_, std::move(options),
+                        std::move(input), request->request_id());
 }
 
 grpc::ServerUnaryReactor* DecodeService::Load(
@@ -177,7 +210,9 @@ grpc::ServerUnaryReactor* DecodeService::Load(
 v1::WorkerLoad DecodeService::CurrentLoad() const {
   const SchedulerLoad load = scheduler_.Load();
   v1::WorkerLoad out;
-  out.set_kind(v1::WORKER_KIND_DECODE);
+  out.set_kind(info_.colocated ? v1::WORKER_KIND_COLOCATED
+                               : v1::WORKER_KIND_DECODE);
+  out.set_queued_tokens(load.queued_tokens);
   out.set_model(info_.model_name);
   out.set_running_sequences(load.running);
   out.set_waiting_sequences(load.waiting);

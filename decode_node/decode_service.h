@@ -15,6 +15,12 @@
 // call, or its deadline passing, cancels the sequence, whose blocks the
 // scheduler frees at its next iteration.
 //
+// Generate (colocated workers only, DecodeWorkerInfo::colocated): the
+// same, for a whole request whose prompt the scheduler computes; the first
+// reply carries the first token with its logprobs and cached_tokens. A
+// worker that is not colocated answers Generate with FAILED_PRECONDITION,
+// and a colocated one answers Decode so.
+//
 // Thread-safe.
 #ifndef TANDEM_DECODE_NODE_DECODE_SERVICE_H_
 #define TANDEM_DECODE_NODE_DECODE_SERVICE_H_
@@ -35,6 +41,8 @@ struct DecodeWorkerInfo {
   std::string model_name;
   Fingerprint fingerprint;
   int block_size = 0;
+  // Serves Generate instead of Decode, and reports WORKER_KIND_COLOCATED.
+  bool colocated = false;
 };
 
 class DecodeService final : public v1::DecodeWorker::CallbackService {
@@ -47,6 +55,10 @@ class DecodeService final : public v1::DecodeWorker::CallbackService {
   grpc::ServerWriteReactor<v1::DecodeResponse>* Decode(
       grpc::CallbackServerContext* context,
       const v1::DecodeRequest* request) override;
+
+  grpc::ServerWriteReactor<v1::DecodeResponse>* Generate(
+      grpc::CallbackServerContext* context,
+      const v1::ColocatedRequest* request) override;
 
   grpc::ServerUnaryReactor* Load(grpc::CallbackServerContext* context,
                                  const v1::LoadRequest* request,

@@ -25,7 +25,9 @@ ABSL_FLAG(std::string, model, "models/fortune",
 ABSL_FLAG(std::string, model_name, "",
           "model name reported to the router; empty: the directory's name");
 ABSL_FLAG(std::string, kvstore, "",
-          "KV store nodes, comma-separated host:port list (required)");
+          "KV store nodes, comma-separated host:port list (required unless "
+          "--colocated; a colocated worker with a store reuses and publishes "
+          "prompt blocks)");
 ABSL_FLAG(absl::Duration, kvstore_timeout, absl::Seconds(5),
           "deadline of each KV store rpc");
 ABSL_FLAG(int, threads, 0, "engine threads; 0: one per core");
@@ -39,6 +41,13 @@ ABSL_FLAG(int, max_waiting, 256,
           "most requests accepted and not yet in the batch; beyond it new "
           "requests get RESOURCE_EXHAUSTED");
 ABSL_FLAG(int, fetch_threads, 2, "threads that read blocks from the store");
+ABSL_FLAG(bool, colocated, false,
+          "serve whole requests (DecodeWorker.Generate): compute each prompt "
+          "in the decode loop instead of reading a prefill worker's handoff");
+ABSL_FLAG(int, max_prefill_tokens_per_step, 512,
+          "with --colocated: most prompt tokens computed per scheduler "
+          "iteration, so that a long prompt delays each decode step by one "
+          "chunk instead of its whole length");
 ABSL_FLAG(int, verbosity, 0,
           "verbose log level: 1 logs every step and preemption");
 
@@ -65,5 +74,8 @@ int main(int argc, char** argv) {
   options.max_batch = absl::GetFlag(FLAGS_max_batch);
   options.max_waiting = absl::GetFlag(FLAGS_max_waiting);
   options.fetch_threads = absl::GetFlag(FLAGS_fetch_threads);
+  options.colocated = absl::GetFlag(FLAGS_colocated);
+  options.max_prefill_tokens_per_step =
+      absl::GetFlag(FLAGS_max_prefill_tokens_per_step);
   return tandem::ServerExitCode("decode node", tandem::RunDecodeNode(options));
 }

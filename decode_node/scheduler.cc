@@ -36,6 +36,11 @@ absl::StatusOr<std::unique_ptr<Scheduler>> Scheduler::Create(
     return absl::InvalidArgumentError(absl::StrCat(
         "fetch_threads must not be negative, got ", options.fetch_threads));
   }
+  if (options.max_prefill_tokens_per_step < 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("max_prefill_tokens_per_step must be at least 1, got ",
+                     options.max_prefill_tokens_per_step));
+  }
   TANDEM_ASSIGN_OR_RETURN(
       std::unique_ptr<PagedKvCache> cache,
       PagedKvCache::Create(model->kv_layout(options.block_size),
@@ -110,6 +115,9 @@ absl::StatusOr<SequenceId> Scheduler::Submit(
         absl::StrCat("the waiting queue is full (", options_.max_waiting,
                      " requests wait for the batch)"));
   }
+  if (seq->input().compute_prompt) {
+    load_.queued_tokens += seq->input().prompt.size();
+  }
   incoming_.push_back(std::move(seq));
   ++load_.waiting;
   work_.Signal();
@@ -142,27 +150,12 @@ void Scheduler::Loop() {
   }
 }
 
-void Scheduler::FetchLoop() {
-  for (;;) {
-    FetchJob job;
-    {
-      absl::MutexLock lock(&mu_);
-      while (!stopping_ && fetch_jobs_.empty()) fetch_.Wait(&mu_);
-      if (stopping_) return;
-      job = std::move(fetch_jobs_.front());
-      fetch_jobs_.pop_front();
-    }
-    std::vector<absl::StatusOr<std::string>> blocks = blocks_.GetMany(job.keys);
-    absl::MutexLock lock(&mu_);
-    fetched_.push_back(FetchResult{job.id, job.epoch, std::move(blocks)});
-    work_.Signal();
-  }
-}
-
 bool Scheduler::HasLocalWork() const {
-  if (!running_.empty()) return true;
+  if (!running_.empty() || !prefilling_.empty()) return true;
   if (waiting_.empty()) return false;
-  if (static_cast<int>(fetching_.size()) >= options_.max_batch) return false;
+  if (fetching_.size() >= static_cast<size_t>(options_.max_batch)) {
+    return false;
+  }
   const Sequence& next = *waiting_.front();
   const int tokens = std::min(next.CacheTokens() + 1, next.MaxCacheTokens());
   return cache_->num_free_blocks() >= BlocksFor(tokens, options_.block_size);
@@ -175,6 +168,7 @@ void Scheduler::Step() {
   for (SequenceId id : cancelled) Drop(id);
   for (FetchResult& result : fetched) Join(std::move(result));
   Admit();
+  PrefillChunks();
   DecodeStep();
   PublishLoad();
 }
@@ -204,7 +198,7 @@ void Scheduler::Drop(SequenceId id) {
 
 void Scheduler::Admit() {
   while (!waiting_.empty()) {
-    if (running_.size() + fetching_.size() >=
+    if (running_.size() + fetching_.size() + prefilling_.size() >=
         static_cast<size_t>(options_.max_batch)) {
       return;
     }
@@ -224,26 +218,16 @@ void Scheduler::Admit() {
       seq->reserved.push_back(*block);
     }
     waiting_.pop_front();
+    if (seq->input().compute_prompt &&
+        (!options_.reuse_store || seq->input().handoff.full_blocks.empty())) {
+      StartPrompt(seq, {});
+      continue;
+    }
     seq->state = Sequence::State::kFetching;
     ++seq->fetch_epoch;
     fetching_.push_back(seq);
     StartFetch(seq);
   }
-}
-
-void Scheduler::StartFetch(Sequence* seq) {
-  const KvHandoff& handoff = seq->input().handoff;
-  FetchJob job{seq->id(), seq->fetch_epoch, handoff.full_blocks};
-  if (handoff.partial_block.has_value()) {
-    job.keys.push_back(*handoff.partial_block);
-  }
-  if (options_.fetch_threads == 0) {
-    Join(FetchResult{job.id, job.epoch, blocks_.GetMany(job.keys)});
-    return;
-  }
-  absl::MutexLock lock(&mu_);
-  fetch_jobs_.push_back(std::move(job));
-  fetch_.Signal();
 }
 
 void Scheduler::Join(FetchResult result) {
@@ -255,6 +239,10 @@ void Scheduler::Join(FetchResult result) {
     return;  // preempted meanwhile; a later fetch is or will be under way
   }
   Erase(fetching_, seq);
+  if (seq->input().compute_prompt) {
+    StartPrompt(seq, std::move(result.blocks));
+    return;
+  }
   absl::Status status = ImportHandoff(seq, std::move(result.blocks));
   if (!status.ok() && !seq->generated().empty()) {
     // A preempted sequence whose blocks are gone recomputes its prompt.
@@ -336,6 +324,8 @@ bool Scheduler::MakeRoom() {
     if (needed <= cache_->num_free_blocks()) return true;
     if (!fetching_.empty()) {
       Preempt(fetching_.back());
+    } else if (!prefilling_.empty()) {
+      Preempt(prefilling_.back());
     } else if (running_.size() > 1) {
       Preempt(running_.back());
     } else {
@@ -352,6 +342,12 @@ void Scheduler::Preempt(Sequence* seq) {
   if (seq->state == Sequence::State::kFetching) {
     ReleaseReserved(seq);
     Erase(fetching_, seq);
+  } else if (seq->state == Sequence::State::kPrefilling) {
+    ReleaseReserved(seq);
+    cache_->RemoveSequence(seq->id()).IgnoreError();
+    Erase(prefilling_, seq);
+    seq->run.clear();
+    seq->computed = 0;
   } else {
     cache_->RemoveSequence(seq->id()).IgnoreError();
     Erase(running_, seq);
@@ -393,6 +389,11 @@ void Scheduler::Forget(Sequence* seq) {
       ReleaseReserved(seq);
       Erase(fetching_, seq);
       break;
+    case Sequence::State::kPrefilling:
+      ReleaseReserved(seq);
+      cache_->RemoveSequence(seq->id()).IgnoreError();
+      Erase(prefilling_, seq);
+      break;
     case Sequence::State::kRunning:
       cache_->RemoveSequence(seq->id()).IgnoreError();
       Erase(running_, seq);
@@ -411,6 +412,12 @@ void Scheduler::PublishLoad() {
   load_.running = running_.size();
   load_.waiting = waiting_.size() + fetching_.size() + incoming_.size();
   load_.free_blocks = cache_->num_free_blocks();
+  load_.queued_tokens = QueuedPromptTokens();
+  for (const std::unique_ptr<Sequence>& seq : incoming_) {
+    if (seq->input().compute_prompt) {
+      load_.queued_tokens += seq->input().prompt.size();
+    }
+  }
   load_.preemptions = preemptions_;
 }
 

@@ -31,6 +31,25 @@
 // has the blocks (or cannot be reached) it recomputes the prompt as well.
 // The stream continues where it stopped: no token is sent twice.
 //
+// Colocated sequences (DecodeInput::compute_prompt, decode_node
+// --colocated) have no handoff: the scheduler computes their prompt itself,
+// in the same loop and on the same engine threads as the decode batch.
+// Admission reserves the blocks of the whole prompt, as for a handoff. With
+// options.reuse_store, a fetch thread first asks the store for the prompt's
+// longest stored prefix of full blocks and reads them; they are imported
+// like handoff blocks (a block that fails its checks ends the prefix), and
+// the last prompt token is always computed, for its logits. The rest of the
+// prompt is then computed in chunks (state kPrefilling): each iteration
+// runs one Model::Prefill over at most options.max_prefill_tokens_per_step
+// tokens, shared by the prompts in progress in admission order, before the
+// decode step, so a long prompt delays each decode step by one chunk rather
+// than by its whole length. When a prompt's last chunk is computed its
+// first token is sampled from that chunk's logits with the sequence's own
+// sampler, streamed like every later token, the sequence joins the batch,
+// and (with reuse_store) the full blocks computed here are written to the
+// store by a fetch thread. A preempted colocated sequence recomputes its
+// prompt and generated tokens the same way on re-admission.
+//
 // Outputs go to each sequence's SequenceObserver on the scheduler thread.
 // Thread-safety: Submit, Cancel and Load are thread-safe; Step is for tests
 // that drive the scheduler without its thread.
@@ -41,6 +60,7 @@
 #include <cstdint>
 #include <deque>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -72,6 +92,13 @@ struct SchedulerOptions {
   // Threads that fetch blocks; 0 fetches on the thread running Step (for
   // tests that drive Step themselves).
   int fetch_threads = 2;
+  // Colocated sequences: most prompt tokens computed per iteration, over
+  // every prompt in progress; at least 1.
+  int max_prefill_tokens_per_step = 512;
+  // Colocated sequences: import the leading blocks the store holds and
+  // write the full blocks computed here (BlockSource::LongestPrefix,
+  // GetMany, PutMany).
+  bool reuse_store = false;
 };
 
 // A snapshot of the scheduler's occupancy.
@@ -81,6 +108,8 @@ struct SchedulerLoad {
   int free_blocks = 0;
   int total_blocks = 0;
   int max_batch = 0;
+  // Prompt tokens of colocated sequences still to compute.
+  int64_t queued_tokens = 0;
   // Preemptions since the scheduler started.
   int64_t preemptions = 0;
 };
@@ -134,9 +163,17 @@ class Scheduler {
     std::vector<absl::StatusOr<std::string>> blocks;
   };
   struct FetchJob {
-    SequenceId id;
-    uint64_t epoch;
+    enum class Kind {
+      kHandoff,  // read `keys`
+      kPrefix,   // read the longest stored prefix of `keys`
+      kPublish,  // write `blocks`; no result
+    };
+    Kind kind = Kind::kHandoff;
+    SequenceId id = 0;
+    uint64_t epoch = 0;
     std::vector<BlockKey> keys;
+    std::vector<std::string> blocks;
+    std::string request_id;  // for logs
   };
 
   Scheduler(Model* model, const Tokenizer* tokenizer, BlockSource* blocks,
@@ -145,6 +182,10 @@ class Scheduler {
 
   void Loop();
   void FetchLoop();
+  // Runs `job` on the calling thread; the result to Join, if any.
+  std::optional<FetchResult> RunFetchJob(const FetchJob& job);
+  // Hands `job` to the fetch threads, or runs it inline without any.
+  void QueueFetchJob(FetchJob job);
   // Whether Step has work without news from other threads.
   bool HasLocalWork() const;
 
@@ -165,6 +206,27 @@ class Scheduler {
   absl::Status PrefillTokens(Sequence* seq, absl::Span<const int32_t> tokens);
   void ReleaseReserved(Sequence* seq);
 
+  // Colocated prompts, on the scheduler thread (scheduler_prompt.cc).
+  // Imports the stored leading blocks `blocks` and starts computing the
+  // rest of seq's cache run.
+  void StartPrompt(Sequence* seq,
+                   std::vector<absl::StatusOr<std::string>> blocks);
+  absl::Status ImportPrefix(Sequence* seq,
+                            std::vector<absl::StatusOr<std::string>> blocks);
+  // One chunked prefill pass over the prompts in progress.
+  void PrefillChunks();
+  // Appends the cache slots of seq's next `tokens` run tokens, taking the
+  // blocks from its reservation.
+  absl::Status GrowForChunk(Sequence* seq, int tokens);
+  // Samples the first tokens of `done` (rows `rows` of logits_) and moves
+  // every sequence of `done` into the batch.
+  void EndPrompts(absl::Span<Sequence* const> done,
+                  absl::Span<const size_t> rows);
+  void JoinBatch(Sequence* seq, std::optional<SampledToken> first);
+  // Writes the full prompt blocks computed here to the store.
+  void Publish(Sequence* seq);
+  int64_t QueuedPromptTokens() const;
+
   // Leaving the batch, on the scheduler thread.
   bool MakeRoom();
   void Preempt(Sequence* seq);
@@ -183,11 +245,13 @@ class Scheduler {
   // Owned by the scheduler thread (or the thread calling Step).
   std::unique_ptr<PagedKvCache> cache_;
   Sampler sampler_;
-  std::vector<float> logits_;  // [batch, vocab]
+  std::vector<float> logits_;         // [batch, vocab]
+  std::vector<float> sample_logits_;  // [prompts ending, vocab]
   absl::flat_hash_map<SequenceId, std::unique_ptr<Sequence>> sequences_;
   std::deque<Sequence*> waiting_;
-  std::vector<Sequence*> fetching_;  // in admission order
-  std::vector<Sequence*> running_;   // in admission order
+  std::vector<Sequence*> fetching_;    // in admission order
+  std::vector<Sequence*> prefilling_;  // in admission order
+  std::vector<Sequence*> running_;     // in admission order
   int64_t preemptions_ = 0;
 
   mutable absl::Mutex mu_;

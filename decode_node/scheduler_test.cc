@@ -17,6 +17,7 @@
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
 #include "decode_node/local_handoff.h"
+#include "decode_node/scheduler_test_util.h"
 #include "engine/byte_tokenizer.h"
 #include "engine/generation.h"
 #include "engine/kv_block_codec.h"
@@ -31,109 +32,11 @@ namespace {
 namespace fs = std::filesystem;
 using ::testing::HasSubstr;
 
-// Blocks by key, in memory; `down` makes every read Unavailable.
-class MapBlockSource : public BlockSource {
- public:
-  void Put(const KvHandoff& handoff, const std::vector<std::string>& blocks) {
-    absl::MutexLock lock(&mu_);
-    for (size_t i = 0; i < blocks.size(); ++i) {
-      const BlockKey key = i < handoff.full_blocks.size()
-                               ? handoff.full_blocks[i]
-                               : *handoff.partial_block;
-      blocks_[key] = blocks[i];
-    }
-  }
-  void Remove(const BlockKey& key) {
-    absl::MutexLock lock(&mu_);
-    blocks_.erase(key);
-  }
-  void Clear() {
-    absl::MutexLock lock(&mu_);
-    blocks_.clear();
-  }
-  void SetDown(bool down) {
-    absl::MutexLock lock(&mu_);
-    down_ = down;
-  }
-  std::vector<absl::StatusOr<std::string>> GetMany(
-      absl::Span<const BlockKey> keys) override {
-    absl::MutexLock lock(&mu_);
-    std::vector<absl::StatusOr<std::string>> out;
-    for (const BlockKey& key : keys) {
-      auto it = blocks_.find(key);
-      if (down_) {
-        out.push_back(absl::UnavailableError("store is down"));
-      } else if (it == blocks_.end()) {
-        out.push_back(absl::NotFoundError("no such block"));
-      } else {
-        out.push_back(it->second);
-      }
-    }
-    return out;
-  }
-
- private:
-  absl::Mutex mu_;
-  absl::flat_hash_map<BlockKey, std::string> blocks_ ABSL_GUARDED_BY(mu_);
-  bool down_ ABSL_GUARDED_BY(mu_) = false;
-};
-
-// Records one sequence's output.
-class Recorder : public SequenceObserver {
- public:
-  void OnToken(const GeneratedToken& token, int index) override {
-    absl::MutexLock lock(&mu_);
-    EXPECT_EQ(index, static_cast<int>(tokens_.size()));
-    tokens_.push_back(token);
-    if (token.finish != FinishReason::kNone) done_.Notify();
-  }
-  void OnError(const absl::Status& status) override {
-    absl::MutexLock lock(&mu_);
-    error_ = status;
-    done_.Notify();
-  }
-  std::vector<GeneratedToken> tokens() const {
-    absl::MutexLock lock(&mu_);
-    return tokens_;
-  }
-  absl::Status error() const {
-    absl::MutexLock lock(&mu_);
-    return error_;
-  }
-  bool done() const { return done_.HasBeenNotified(); }
-  bool WaitDone() const {
-    return done_.WaitForNotificationWithTimeout(absl::Seconds(60));
-  }
-
- private:
-  mutable absl::Mutex mu_;
-  std::vector<GeneratedToken> tokens_ ABSL_GUARDED_BY(mu_);
-  absl::Status error_ ABSL_GUARDED_BY(mu_);
-  absl::Notification done_;
-};
-
-std::vector<int32_t> Prompt(int length, int salt) {
-  std::vector<int32_t> ids = {256};
-  for (int i = 1; i < length; ++i) ids.push_back(32 + (i * 7 + salt) % 90);
-  return ids;
-}
-
-SamplingParams Greedy() {
-  SamplingParams params;
-  params.temperature = 0;
-  return params;
-}
-
-SamplingParams Seeded(uint64_t seed) {
-  SamplingParams params;
-  params.temperature = 0.9f;
-  params.top_k = 40;
-  params.top_p = 0.95f;
-  params.repetition_penalty = 1.2f;
-  params.presence_penalty = 0.5f;
-  params.seed = seed;
-  return params;
-}
+using scheduler_testing::Greedy;
+using scheduler_testing::MapBlockSource;
+using scheduler_testing::Prompt;
+using scheduler_testing::Recorder;
+using scheduler_testing::Seeded;
 
 class SchedulerTest : public ::testing::Test {
  protected:

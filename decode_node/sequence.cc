@@ -46,14 +46,18 @@ absl::Status CheckHandoff(const DecodeInput& input, const Fingerprint& model,
   }
   const std::vector<BlockKey> chain =
       ComputeKeyChain(model, input.prompt, block_size);
+  const char* field =
+      input.compute_prompt ? "block_keys" : "handoff.full_blocks";
   if (chain.size() != handoff.full_blocks.size()) {
-    return absl::InvalidArgumentError("handoff.full_blocks has the wrong size");
+    return absl::InvalidArgumentError(absl::StrCat(
+        field, " has ", handoff.full_blocks.size(), " keys; the prompt has ",
+        chain.size(), " full blocks of ", block_size, " tokens"));
   }
   for (size_t i = 0; i < chain.size(); ++i) {
     if (chain[i] != handoff.full_blocks[i]) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "handoff.full_blocks[", i, "]=", handoff.full_blocks[i].ToHex(),
-          " is not the key of the prompt's tokens"));
+      return absl::InvalidArgumentError(
+          absl::StrCat(field, "[", i, "]=", handoff.full_blocks[i].ToHex(),
+                       " is not the key of the prompt's tokens"));
     }
   }
   if (handoff.partial_block.has_value()) {
@@ -92,8 +96,10 @@ absl::StatusOr<std::unique_ptr<Sequence>> Sequence::Create(
     std::shared_ptr<SequenceObserver> observer) {
   TANDEM_RETURN_IF_ERROR(
       CheckIds(input.prompt, config.vocab_size, "prompt_token_ids"));
-  TANDEM_RETURN_IF_ERROR(
-      CheckIds({&input.first_token, 1}, config.vocab_size, "first_token"));
+  if (!input.compute_prompt) {
+    TANDEM_RETURN_IF_ERROR(
+        CheckIds({&input.first_token, 1}, config.vocab_size, "first_token"));
+  }
   TANDEM_RETURN_IF_ERROR(CheckFitsContext(input.prompt.size(), input.max_tokens,
                                           config.max_position_embeddings));
   TANDEM_RETURN_IF_ERROR(CheckHandoff(input, model, block_size));
@@ -128,6 +134,14 @@ int Sequence::CacheTokens() const {
 
 int Sequence::MaxCacheTokens() const {
   return input_.prompt.size() + input_.max_tokens - 1;
+}
+
+std::vector<int32_t> Sequence::CacheRun() const {
+  std::vector<int32_t> run = input_.prompt;
+  if (!generated_.empty()) {
+    run.insert(run.end(), generated_.begin(), generated_.end() - 1);
+  }
+  return run;
 }
 
 absl::StatusOr<bool> Sequence::AcceptFirstToken() {

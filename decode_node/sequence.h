@@ -1,7 +1,8 @@
 // One request on a decode worker: its input, the per-sequence sampling,
 // stop and detokenizer state that engine/generation.h keeps for a local
 // sequence, the tokens generated so far, and where it stands in the
-// scheduler (waiting, fetching its blocks, running).
+// scheduler (waiting, fetching its blocks, computing its prompt on a
+// colocated worker, running).
 //
 // Tokens go through Accept exactly as through the local generation loop:
 // recorded for the penalties, detokenized (ids the tokenizer does not know
@@ -41,8 +42,14 @@ class SequenceObserver {
 
   // Token number `index` of the completion; index 0 is the prefill worker's
   // first token, whose logprob and top_logprobs are not known here (zero
-  // and empty). The last token carries token.finish != kNone.
+  // and empty), except on a colocated worker, which samples it itself. The last
+  // token carries token.finish != kNone.
   virtual void OnToken(const GeneratedToken& token, int index) = 0;
+
+  // Colocated sequences only: the prompt was computed here, with the KV of
+  // its first `cached_tokens` tokens imported from the store. Called once,
+  // just before token 0.
+  virtual void OnPromptComputed(int cached_tokens) {}
 
   // The sequence ended without finishing: NotFound, FailedPrecondition,
   // DataLoss, Unavailable or DeadlineExceeded if its blocks could not be
@@ -59,14 +66,17 @@ inline int BlocksFor(int tokens, int block_size) {
 
 class Sequence {
  public:
-  enum class State { kWaiting, kFetching, kRunning };
+  // kPrefilling: a colocated sequence whose cache run (CacheRun) is being
+  // computed chunk by chunk.
+  enum class State { kWaiting, kFetching, kPrefilling, kRunning };
 
   // Builds the state for `input`, checked against the model and tokenizer.
   // InvalidArgument naming the field for a token id outside the
   // vocabulary, a prompt that leaves no room in the context, a max_tokens
   // that does not fit after the prompt, or a handoff key that does not
-  // match the prompt's tokens; FailedPrecondition if the handoff is for
-  // another model or block size than `block_size`.
+  // match the prompt's tokens (block_keys[i] for a colocated input);
+  // FailedPrecondition if the handoff is for another model or block size
+  // than `block_size`.
   static absl::StatusOr<std::unique_ptr<Sequence>> Create(
       SequenceId id, DecodeInput input, const ModelConfig& config,
       const Fingerprint& model, int block_size, const Tokenizer& tokenizer,
@@ -84,6 +94,10 @@ class Sequence {
   int CacheTokens() const;
   // The most token slots the sequence can ever need.
   int MaxCacheTokens() const;
+  // The tokens whose KV the cache must hold before the next decode step
+  // (CacheTokens() of them): the prompt and every accepted token but the
+  // newest.
+  std::vector<int32_t> CacheRun() const;
 
   // The token the next decode step feeds. REQUIRES: generated() not empty.
   int32_t last_token() const { return generated_.back(); }
@@ -95,7 +109,8 @@ class Sequence {
   // rejects the token. REQUIRES: generated() is empty.
   absl::StatusOr<bool> AcceptFirstToken();
   // Accepts a sampled token and tells the observer; as AcceptFirstToken.
-  // REQUIRES: generated() is not empty and the sequence has not finished.
+  // REQUIRES: the sequence has not finished, and generated() is not empty
+  // unless input().compute_prompt.
   absl::StatusOr<bool> AcceptSampled(SampledToken sampled);
 
   // Scheduler bookkeeping, owned by the scheduler thread.
@@ -106,6 +121,12 @@ class Sequence {
   uint64_t fetch_epoch = 0;
   // Times the sequence was evicted from the batch.
   int preemptions = 0;
+  // Colocated, state kPrefilling: the run being computed (CacheRun), how
+  // many of its tokens are in the cache, and how many of those came from
+  // the store (whole blocks).
+  std::vector<int32_t> run;
+  int computed = 0;
+  int imported_tokens = 0;
 
  private:
   Sequence(SequenceId id, DecodeInput input, SequenceSamplingState sampling,

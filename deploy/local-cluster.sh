@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Runs a whole Tandem cluster on this machine, on loopback: KV store nodes,
-# one router, prefill workers and decode workers, each its own process.
+# one router, prefill workers and decode workers, each its own process; or,
+# with --colocated, one colocated worker in place of the prefill and decode
+# workers.
 #
 #   deploy/local-cluster.sh up     [flags]   start every node, wait until healthy
 #   deploy/local-cluster.sh down   [flags]   stop them (SIGTERM, then SIGKILL)
@@ -22,6 +24,12 @@
 #                                   take consecutive ports from here (0, and
 #                                   --router-port 0: free ports, see status)
 #   --threads T [0]                 engine threads per worker (0: all cores)
+#   --colocated                     instead of the prefill and decode workers,
+#                                   one decode_node --colocated with their
+#                                   threads together: T * (N + M), or all
+#                                   cores when T is 0
+#   --max-prefill-tokens-per-step P  the colocated worker's prompt tokens per
+#                                   step [its own default, 512]
 #   --build-dir DIR [$TANDEM_BUILD_DIR or build]   where the binaries are
 #   --stop-timeout S [10]           seconds between SIGTERM and SIGKILL
 #   --lines N [20]                  lines per log for `logs`; --follow tails
@@ -33,7 +41,7 @@ cd "$(dirname "$0")/.."
 
 command=${1:-}
 if [[ -z $command || $command == -h || $command == --help ]]; then
-  sed -n '2,30p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,38p' "$0" | sed 's/^# \{0,1\}//'
   exit $([[ -z $command ]] && echo 2 || echo 0)
 fi
 shift
@@ -51,6 +59,8 @@ build_dir=${TANDEM_BUILD_DIR:-build}
 stop_timeout=10
 lines=20
 follow=0
+colocated=0
+prefill_budget=
 
 die() { echo "local-cluster: $*" >&2; exit 2; }
 need_value() { [[ $# -ge 2 && -n $2 ]] || die "$1 needs a value"; }
@@ -59,9 +69,10 @@ need_count() { [[ $2 =~ ^[0-9]+$ ]] || die "$1 must be a number, got '$2'"; }
 while (($#)); do
   case $1 in
     --prefill|--decode|--stores|--router-port|--http-port|--base-port|\
-    --threads|--stop-timeout|--lines)
+    --threads|--stop-timeout|--lines|--max-prefill-tokens-per-step)
       need_value "$@"; need_count "$1" "$2"
       case $1 in
+        --max-prefill-tokens-per-step) prefill_budget=$2 ;;
         --prefill) prefill=$2 ;; --decode) decode=$2 ;;
         --stores) stores=$2 ;; --router-port) router_port=$2 ;;
         --http-port) http_port=$2 ;;
@@ -75,6 +86,7 @@ while (($#)); do
     --host) need_value "$@"; host=$2; shift 2 ;;
     --build-dir) need_value "$@"; build_dir=$2; shift 2 ;;
     --follow) follow=1; shift ;;
+    --colocated) colocated=1; shift ;;
     *) die "unknown flag '$1' (see $0 --help)" ;;
   esac
 done
@@ -93,7 +105,7 @@ nodes() {
     basename "$name" .pid
   done | sort -V | awk '
     /^store/ {s = s $0 "\n"} /^router/ {r = r $0 "\n"}
-    /^prefill/ {p = p $0 "\n"} /^decode/ {d = d $0 "\n"}
+    /^prefill/ {p = p $0 "\n"} /^decode|^colocated/ {d = d $0 "\n"}
     END {printf "%s%s%s%s", s, r, p, d}'
 }
 
@@ -215,6 +227,10 @@ up() {
   done
   http_address=$(cat "$run_dir/router.http")
 
+  if ((colocated)); then
+    start_colocated
+    return
+  fi
   local kind count
   for kind in prefill decode; do
     count=$prefill binary=$prefill_bin
@@ -242,6 +258,25 @@ up() {
   echo "try:  $env$tandem generate --router $router_address --prompt 'Q: '"
   echo "      curl http://$http_address/v1/completions$auth \\"
   echo "        -H 'Content-Type: application/json' -d '{\"prompt\": \"Q: \", \"max_tokens\": 32}'"
+  echo "stop: $0 down${run_dir:+ --run-dir $run_dir}"
+}
+
+# The colocated layout's worker, once the stores and the router serve.
+start_colocated() {
+  # The threads the prefill and decode workers would have had together.
+  local total=$((threads * (prefill + decode))) budget=()
+  [[ -n $prefill_budget ]] &&
+    budget=(--max_prefill_tokens_per_step="$prefill_budget")
+  start colocated-0 "$decode_bin" --colocated --listen="$host:$port" \
+    --model="$model" --kvstore="$store_list" --router="$router_address" \
+    --worker_id=colocated-0 --threads="$total" "${budget[@]}"
+  await colocated-0
+  await router tandem.v1.Router
+  trap - ERR
+  echo "cluster up: router $router_address, $stores store, 1 colocated" \
+    "worker with $( ((total)) && echo "$total threads" || echo "all cores")" \
+    "(logs in $run_dir)"
+  echo "try:  $tandem generate --router $router_address --prompt 'Q: '"
   echo "stop: $0 down${run_dir:+ --run-dir $run_dir}"
 }
 

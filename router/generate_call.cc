@@ -146,6 +146,8 @@ absl::Status GenerateCall::Serve() {
                                         [this] { return core_->Random(); }));
   outcome_.prompt_tokens = request_.prompt_ids.size();
   ClusterView view = core_->View();
+  // Colocated workers, when any is in rotation, take whole requests.
+  if (!view.colocated.empty()) return Colocated(view);
   if (view.prefill.empty()) {
     return absl::UnavailableError("no prefill worker is available");
   }
@@ -249,6 +251,9 @@ absl::Status GenerateCall::Relay(
     if (tokens == 0 && reply.token_ids_size() > 0) {
       outcome_.ttft_ms = MillisSince(start_);
     }
+    // A colocated worker reports its prompt's cached tokens itself.
+    if (reply.cached_tokens() > 0)
+      outcome_.cached_tokens = reply.cached_tokens();
     tokens += reply.token_ids_size();
     v1::GenerateResponse out;
     out.set_request_id(request_.request_id);

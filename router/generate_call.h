@@ -1,5 +1,9 @@
 // One Router.Generate call: validate, look up the cached prefix, prefill on
 // one worker, decode on another, and relay the decode stream to the client.
+// When colocated workers are in rotation, the whole request goes to one of
+// them instead (DecodeWorker.Generate), and its stream is relayed the same
+// way; prefill and decode workers serve only while no colocated worker is
+// in rotation.
 //
 // The reactor streams replies to the client; the blocking work (the store
 // lookup, the prefill call, reading the decode stream) runs on a thread of
@@ -61,6 +65,8 @@ class GenerateCall final
   absl::Status Serve();
   absl::Status Prefill(const ClusterView& view, v1::PrefillResponse* response);
   absl::Status Decode(const v1::PrefillResponse& prefill);
+  // The whole request on a colocated worker (generate_call_colocated.cc).
+  absl::Status Colocated(const ClusterView& view);
   // Reads the decode stream until it ends; OK once a finish reason came.
   absl::Status Relay(grpc::ClientReaderInterface<v1::DecodeResponse>& reader);
   // A worker call's failure as the client should see it.

@@ -44,8 +44,8 @@ ABSL_FLAG(std::vector<std::string>, prefill_workers, {},
           "comma-separated host:port of prefill workers to poll with Load "
           "(besides those that send heartbeats)");
 ABSL_FLAG(std::vector<std::string>, decode_workers, {},
-          "comma-separated host:port of decode workers to poll with Load "
-          "(besides those that send heartbeats)");
+          "comma-separated host:port of decode workers (or colocated ones) "
+          "to poll with Load (besides those that send heartbeats)");
 ABSL_FLAG(absl::Duration, worker_expiry, absl::Seconds(3),
           "a worker not heard from for this long leaves rotation");
 ABSL_FLAG(absl::Duration, poll_interval, absl::Seconds(1),

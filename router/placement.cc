@@ -1,6 +1,7 @@
 #include "router/placement.h"
 
 #include <algorithm>
+#include <tuple>
 
 #include "absl/status/status.h"
 
@@ -75,6 +76,26 @@ absl::StatusOr<size_t> PickDecodeWorker(absl::Span<const WorkerState> workers,
          ActiveSequences(workers[i]) < ActiveSequences(workers[best]))) {
       best = i;
     }
+  }
+  return best;
+}
+
+absl::StatusOr<size_t> PickColocatedWorker(
+    absl::Span<const WorkerState> workers, int64_t uncached_tokens,
+    int64_t blocks_needed) {
+  if (workers.empty()) {
+    return absl::UnavailableError("no colocated worker is available");
+  }
+  // Smaller is better, compared in order.
+  auto rank = [&](const WorkerState& worker) {
+    const double headroom = DecodeHeadroom(worker, blocks_needed);
+    return std::make_tuple(headroom < 0,
+                           ExpectedPrefillTokens(worker, uncached_tokens),
+                           -headroom);
+  };
+  size_t best = 0;
+  for (size_t i = 1; i < workers.size(); ++i) {
+    if (rank(workers[i]) < rank(workers[best])) best = i;
   }
   return best;
 }

@@ -8,6 +8,12 @@
 // this router sent since its last report. Ties go to the worker with less
 // work, then to the first in the order given.
 //
+// A whole request goes to the colocated worker (decode_node --colocated)
+// that can start it soonest: workers with room for the sequence (decode
+// headroom >= 0) come before workers that would queue it; among them, the
+// one with the fewest prompt tokens to compute before this prompt's (as for
+// prefill), then the most headroom, then the first in the order given.
+//
 // Pure functions; thread-safe.
 #ifndef TANDEM_ROUTER_PLACEMENT_H_
 #define TANDEM_ROUTER_PLACEMENT_H_
@@ -40,6 +46,13 @@ absl::StatusOr<size_t> PickPrefillWorker(absl::Span<const WorkerState> workers,
 // `blocks_needed` blocks. Unavailable if `workers` is empty.
 absl::StatusOr<size_t> PickDecodeWorker(absl::Span<const WorkerState> workers,
                                         int64_t blocks_needed);
+
+// The index in `workers` of the colocated worker for a request with
+// `uncached_tokens` prompt tokens to compute and a sequence that may fill
+// `blocks_needed` blocks. Unavailable if `workers` is empty.
+absl::StatusOr<size_t> PickColocatedWorker(
+    absl::Span<const WorkerState> workers, int64_t uncached_tokens,
+    int64_t blocks_needed);
 
 }  // namespace tandem
 

@@ -29,10 +29,20 @@ WorkerState Decode(const char* id, int running, int max_batch, int free_blocks,
   return worker;
 }
 
+WorkerState Colocated(const char* id, int64_t queued_tokens, int running,
+                      int free_blocks) {
+  WorkerState worker = Decode(id, running, 4, free_blocks, 100);
+  worker.load.set_kind(v1::WORKER_KIND_COLOCATED);
+  worker.load.set_queued_tokens(queued_tokens);
+  return worker;
+}
+
 TEST(PlacementTest, NoWorkersIsUnavailable) {
   EXPECT_EQ(PickPrefillWorker({}, 10).status().code(),
             absl::StatusCode::kUnavailable);
   EXPECT_EQ(PickDecodeWorker({}, 1).status().code(),
+            absl::StatusCode::kUnavailable);
+  EXPECT_EQ(PickColocatedWorker({}, 10, 1).status().code(),
             absl::StatusCode::kUnavailable);
 }
 
@@ -97,6 +107,40 @@ TEST(PlacementTest, ABurstSpreadsOverEqualWorkers) {
   }
   EXPECT_EQ(picks[0], 4);
   EXPECT_EQ(picks[1], 4);
+}
+
+TEST(PlacementTest, ColocatedGoesToTheFewestPromptTokens) {
+  const std::vector<WorkerState> workers = {Colocated("a", 800, 1, 90),
+                                            Colocated("b", 100, 2, 90),
+                                            Colocated("c", 300, 0, 90)};
+  EXPECT_EQ(*PickColocatedWorker(workers, 50, 4), 1u);
+}
+
+TEST(PlacementTest, ColocatedCountsPromptTokensSentSinceTheLastReport) {
+  std::vector<WorkerState> workers = {Colocated("a", 200, 0, 90),
+                                      Colocated("b", 0, 0, 90)};
+  workers[1].sent_tokens = 900;
+  EXPECT_EQ(*PickColocatedWorker(workers, 50, 4), 0u);
+}
+
+TEST(PlacementTest, ColocatedAvoidsAWorkerThatWouldQueueTheSequence) {
+  // b has the shorter prompt queue but a full batch (4 of 4 running).
+  const std::vector<WorkerState> workers = {Colocated("a", 500, 1, 90),
+                                            Colocated("b", 0, 4, 90)};
+  EXPECT_EQ(*PickColocatedWorker(workers, 50, 4), 0u);
+  // ... or too few free blocks for the new sequence.
+  const std::vector<WorkerState> no_blocks = {Colocated("a", 500, 1, 90),
+                                              Colocated("b", 0, 0, 2)};
+  EXPECT_EQ(*PickColocatedWorker(no_blocks, 50, 4), 0u);
+}
+
+TEST(PlacementTest, ColocatedTieGoesToMoreHeadroomThenTheFirst) {
+  const std::vector<WorkerState> workers = {Colocated("a", 0, 3, 90),
+                                            Colocated("b", 0, 1, 90)};
+  EXPECT_EQ(*PickColocatedWorker(workers, 50, 4), 1u);
+  const std::vector<WorkerState> same = {Colocated("a", 0, 1, 90),
+                                         Colocated("b", 0, 1, 90)};
+  EXPECT_EQ(*PickColocatedWorker(same, 50, 4), 0u);
 }
 
 }  // namespace

@@ -128,7 +128,8 @@ absl::StatusOr<std::unique_ptr<RouterServer>> RouterServer::Start(
           AddOpenAiRoutes(server, api);
           server.Get("/health", [r](const httplib::Request&,
                                     httplib::Response& response) {
-            // 200 once a prefill and a decode worker are in rotation, so
+            // 200 once a prefill and a decode worker, or a colocated
+            // worker, are in rotation, so
             // that load balancers send traffic only to a router that can
             // serve it.
             if (r->ready()) {
@@ -137,7 +138,8 @@ absl::StatusOr<std::unique_ptr<RouterServer>> RouterServer::Start(
               response.status = 503;
               response.set_content(
                   "{\"status\":\"unavailable\",\"reason\":\"no prefill or "
-                  "no decode worker in rotation\"}\n",
+                  "no decode worker, and no colocated worker, in "
+                  "rotation\"}\n",
                   "application/json");
             }
           });
@@ -154,7 +156,8 @@ void RouterServer::HealthLoop() {
   do {
     mu_.Unlock();
     const ClusterView view = core_->View();
-    const bool now_serving = !view.prefill.empty() && !view.decode.empty();
+    const bool now_serving = (!view.prefill.empty() && !view.decode.empty()) ||
+                             !view.colocated.empty();
     if (now_serving != serving) {
       serving = now_serving;
       ready_.store(serving);
@@ -163,6 +166,7 @@ void RouterServer::HealthLoop() {
       LOG(INFO) << "router " << (serving ? "ready" : "not ready")
                 << " prefill_workers=" << view.prefill.size()
                 << " decode_workers=" << view.decode.size()
+                << " colocated_workers=" << view.colocated.size()
                 << " excluded_workers=" << view.excluded;
     }
     mu_.Lock();

@@ -5,7 +5,8 @@
 //
 // Health: the server's overall status ("") is SERVING while it runs; the
 // service name "tandem.v1.Router" is SERVING only while at least one
-// prefill and one decode worker are in rotation, so readiness probes and
+// prefill and one decode worker, or one colocated worker, are in rotation,
+// so readiness probes and
 // scripts can wait for a router that can actually serve.
 #ifndef TANDEM_ROUTER_ROUTER_SERVER_H_
 #define TANDEM_ROUTER_ROUTER_SERVER_H_
@@ -91,7 +92,8 @@ class RouterServer {
   std::string http_address() const {
     return http_ == nullptr ? "" : http_->address();
   }
-  // Whether at least one prefill and one decode worker are in rotation.
+  // Whether at least one prefill and one decode worker, or one colocated
+  // worker, are in rotation.
   bool ready() const { return ready_.load(); }
   prometheus::Registry& metrics() { return metrics_; }
   RouterCore& core() { return *core_; }

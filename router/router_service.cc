@@ -84,6 +84,7 @@ grpc::ServerUnaryReactor* RouterService::ListModels(
   info->set_vocab_size(model.config.vocab_size);
   info->set_prefill_workers(view.prefill.size());
   info->set_decode_workers(view.decode.size());
+  info->set_colocated_workers(view.colocated.size());
   return Reply(context, absl::OkStatus());
 }
 

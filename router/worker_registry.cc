@@ -16,6 +16,8 @@ std::string KindName(v1::WorkerKind kind) {
       return "prefill";
     case v1::WORKER_KIND_DECODE:
       return "decode";
+    case v1::WORKER_KIND_COLOCATED:
+      return "colocated";
     default:
       return "unspecified";
   }
@@ -46,9 +48,10 @@ absl::Status WorkerRegistry::Report(const std::string& id,
   if (id.empty()) return absl::InvalidArgumentError("worker_id is empty");
   if (address.empty()) return absl::InvalidArgumentError("address is empty");
   if (load.kind() != v1::WORKER_KIND_PREFILL &&
-      load.kind() != v1::WORKER_KIND_DECODE) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("load.kind=", load.kind(), " is not prefill or decode"));
+      load.kind() != v1::WORKER_KIND_DECODE &&
+      load.kind() != v1::WORKER_KIND_COLOCATED) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "load.kind=", load.kind(), " is not prefill, decode or colocated"));
   }
   absl::MutexLock lock(&mu_);
   const absl::Time now = clock_();
@@ -155,10 +158,15 @@ ClusterView WorkerRegistry::View() {
       continue;
     }
     entry.warned_excluded = false;
-    if (entry.state.load.kind() == v1::WORKER_KIND_PREFILL) {
-      view.prefill.push_back(entry.state);
-    } else {
-      view.decode.push_back(entry.state);
+    switch (entry.state.load.kind()) {
+      case v1::WORKER_KIND_PREFILL:
+        view.prefill.push_back(entry.state);
+        break;
+      case v1::WORKER_KIND_COLOCATED:
+        view.colocated.push_back(entry.state);
+        break;
+      default:
+        view.decode.push_back(entry.state);
     }
   }
   return view;

@@ -47,18 +47,21 @@ struct WorkerState {
   std::string address;  // host:port the router dials
   v1::WorkerLoad load;  // as last reported
   // Work the router sent to it since that report.
-  int64_t sent_tokens = 0;  // prefill: prompt tokens to compute
-  int sent_sequences = 0;   // decode: sequences started
-  int64_t sent_blocks = 0;  // decode: KV blocks those sequences may fill
+  // prefill and colocated: prompt tokens to compute
+  int64_t sent_tokens = 0;
+  // decode and colocated: sequences started, and the KV blocks they may fill
+  int sent_sequences = 0;
+  int64_t sent_blocks = 0;
 };
 
 // A consistent snapshot of the workers that can serve requests together.
 struct ClusterView {
-  // Meaningful only when `prefill` or `decode` is non-empty.
+  // Meaningful only when a worker list is non-empty.
   BlockKeying keying;
-  std::vector<WorkerState> prefill;  // live and agreeing, ordered by id
-  std::vector<WorkerState> decode;   // live and agreeing, ordered by id
-  int excluded = 0;                  // live workers left out for another keying
+  std::vector<WorkerState> prefill;    // live and agreeing, ordered by id
+  std::vector<WorkerState> decode;     // live and agreeing, ordered by id
+  std::vector<WorkerState> colocated;  // live and agreeing, ordered by id
+  int excluded = 0;  // live workers left out for another keying
   // Workers this View call found expired and removed.
   std::vector<std::string> departed;
 };
@@ -77,8 +80,8 @@ class WorkerRegistry {
   // Records a load report from worker `id` at `address`: registers a new
   // worker (logged as joining) or refreshes a known one, and clears the
   // work counted as sent since its previous report. InvalidArgument, naming
-  // the field, for an empty id or address or a kind that is neither prefill
-  // nor decode.
+  // the field, for an empty id or address or a kind that is not prefill,
+  // decode or colocated.
   absl::Status Report(const std::string& id, const std::string& address,
                       const v1::WorkerLoad& load) ABSL_LOCKS_EXCLUDED(mu_);
 

@@ -41,6 +41,17 @@ TEST_F(WorkerRegistryTest, ReportRegistersWorkersByKind) {
   EXPECT_EQ(view.keying.fingerprint.words[1], 3u);
 }
 
+TEST_F(WorkerRegistryTest, ColocatedWorkersHaveAListOfTheirOwn) {
+  ASSERT_TRUE(
+      registry_.Report("c1", "h:1", Load(v1::WORKER_KIND_COLOCATED)).ok());
+  ASSERT_TRUE(registry_.Report("d1", "h:2", Load(v1::WORKER_KIND_DECODE)).ok());
+  const ClusterView view = registry_.View();
+  EXPECT_THAT(view.colocated, ElementsAre(Field(&WorkerState::id, "c1")));
+  EXPECT_THAT(view.decode, ElementsAre(Field(&WorkerState::id, "d1")));
+  EXPECT_THAT(view.prefill, IsEmpty());
+  EXPECT_EQ(view.keying.block_size, 16);
+}
+
 TEST_F(WorkerRegistryTest, WorkerExpiresAfterSilence) {
   ASSERT_TRUE(
       registry_.Report("p1", "h:1", Load(v1::WORKER_KIND_PREFILL)).ok());

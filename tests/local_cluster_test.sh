@@ -4,7 +4,8 @@
 # a greedy completion through `tandem generate --router` and compares it
 # with local generation and with the HTTP API's, checks that both refuse a
 # missing key, refuses a second `up`, and checks that `down` stops every
-# process.
+# process; then the same for `up --colocated` (store, router and one
+# colocated worker).
 #
 # Usage: local_cluster_test.sh BUILD_DIR SOURCE_DIR
 set -euo pipefail
@@ -112,4 +113,31 @@ for pid in $pids; do
 done
 "$script" status "${common[@]}" | grep -q "no cluster" ||
   fail "status after down still lists nodes"
+
+# The colocated layout: one worker with the threads of both (1 + 1).
+"$script" up "${common[@]}" --model "$model" --threads 1 --colocated \
+  --router-port 0 --base-port 0 >"$work/up.out"
+grep -q "1 colocated worker with 2 threads" "$work/up.out" ||
+  fail "up --colocated did not report the cluster: $(cat "$work/up.out")"
+"$script" status "${common[@]}" >"$work/status.out"
+for node in store-0 router colocated-0; do
+  grep -Eq "^$node +[0-9]+ +127\.0\.0\.1:[0-9]+ +SERVING$" "$work/status.out" ||
+    fail "status does not show $node SERVING: $(cat "$work/status.out")"
+done
+grep -Eq "^(prefill|decode)-" "$work/status.out" &&
+  fail "up --colocated started prefill or decode workers"
+router=$(cat "$run_dir/router.addr")
+"$tandem" generate --router "$router" "${flags[@]}" >"$work/remote.txt" \
+  2>"$work/remote.err" || fail "colocated generate failed: $(cat "$work/remote.err")"
+cmp -s "$work/remote.txt" "$work/local.txt" ||
+  fail "colocated output '$(cat "$work/remote.txt")' differs from local" \
+    "'$(cat "$work/local.txt")'"
+pids=$(cat "$run_dir"/*.pid)
+"$script" down "${common[@]}"
+for pid in $pids; do
+  if kill -0 "$pid" 2>/dev/null &&
+      [[ $(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null) != Z ]]; then
+    fail "process $pid survived down --colocated"
+  fi
+done
 echo "PASS"

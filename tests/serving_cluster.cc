@@ -71,8 +71,10 @@ absl::StatusOr<std::unique_ptr<ServingCluster>> ServingCluster::Start(
     TANDEM_RETURN_IF_ERROR(cluster->StartWorkers(options));
     TANDEM_RETURN_IF_ERROR(cluster->StartRouter(options));
   }
+  const int colocated = options.colocated ? options.decode_workers : 0;
   TANDEM_RETURN_IF_ERROR(cluster->AwaitWorkers(
-      options.prefill_workers, options.decode_workers, options.start_timeout));
+      options.prefill_workers, options.decode_workers - colocated,
+      options.start_timeout, colocated));
   return cluster;
 }
 
@@ -136,7 +138,9 @@ absl::Status ServingCluster::StartWorkers(
   }
   for (int i = 0; i < options.decode_workers; ++i) {
     std::vector<std::string> flags = WorkerFlags(options, stores, router);
-    flags.push_back(absl::StrCat("--worker_id=decode-", i));
+    flags.push_back(absl::StrCat(
+        "--worker_id=", options.colocated ? "colocated-" : "decode-", i));
+    if (options.colocated) flags.push_back("--colocated");
     flags.insert(flags.end(), options.decode_flags.begin(),
                  options.decode_flags.end());
     TANDEM_ASSIGN_OR_RETURN(
@@ -179,7 +183,8 @@ absl::Status ServingCluster::KillDecodeWorker(int i) {
 }
 
 absl::Status ServingCluster::AwaitWorkers(int prefill, int decode,
-                                          absl::Duration timeout) {
+                                          absl::Duration timeout,
+                                          int colocated) {
   std::unique_ptr<v1::Router::Stub> stub = RouterStub();
   const absl::Time deadline = absl::Now() + timeout;
   std::string last = "no answer";
@@ -192,18 +197,20 @@ absl::Status ServingCluster::AwaitWorkers(int prefill, int decode,
     if (status.ok() && models.models_size() == 1) {
       const v1::ModelInfo& info = models.models(0);
       if (info.prefill_workers() == prefill &&
-          info.decode_workers() == decode) {
+          info.decode_workers() == decode &&
+          info.colocated_workers() == colocated) {
         return absl::OkStatus();
       }
       last = absl::StrCat("prefill_workers=", info.prefill_workers(),
-                          " decode_workers=", info.decode_workers());
+                          " decode_workers=", info.decode_workers(),
+                          " colocated_workers=", info.colocated_workers());
     }
     absl::SleepFor(absl::Milliseconds(20));
   }
   return absl::DeadlineExceededError(
-      absl::StrCat("the router did not see ", prefill, " prefill and ", decode,
-                   " decode workers within ", absl::FormatDuration(timeout),
-                   " (last: ", last, ")"));
+      absl::StrCat("the router did not see ", prefill, " prefill, ", decode,
+                   " decode and ", colocated, " colocated workers within ",
+                   absl::FormatDuration(timeout), " (last: ", last, ")"));
 }
 
 }  // namespace tandem::testing

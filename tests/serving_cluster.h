@@ -33,6 +33,9 @@ struct ServingClusterOptions {
   std::string model_dir;
   int prefill_workers = 1;
   int decode_workers = 1;
+  // The decode workers run with --colocated and serve whole requests (set
+  // prefill_workers to 0 for a colocated-only cluster).
+  bool colocated = false;
   int store_nodes = 1;
   // Workers join by heartbeat; false: the router lists them statically.
   bool heartbeats = true;
@@ -74,7 +77,8 @@ class ServingCluster {
 
   // Waits up to `timeout` until the router's ListModels reports exactly
   // these numbers of live workers.
-  absl::Status AwaitWorkers(int prefill, int decode, absl::Duration timeout);
+  absl::Status AwaitWorkers(int prefill, int decode, absl::Duration timeout,
+                            int colocated = 0);
 
  private:
   ServingCluster() = default;

@@ -16,7 +16,7 @@
 ABSL_FLAG(std::string, service, "",
           "the service to ask about; empty: the server as a whole. A "
           "router's tandem.v1.Router is SERVING only while it has a prefill "
-          "and a decode worker");
+          "and a decode worker, or a colocated worker");
 ABSL_FLAG(absl::Duration, timeout, absl::Seconds(2), "deadline of one check");
 ABSL_FLAG(absl::Duration, wait, absl::ZeroDuration(),
           "keep checking (every 100ms) until SERVING or this long has "

@@ -1,0 +1,182 @@
+// Test helpers shared by the scheduler's tests: an in-memory block store,
+// an observer that records one sequence's output, prompts and sampling
+// parameters for the tiny byte-level test model (BOS 256).
+#ifndef TANDEM_DECODE_NODE_SCHEDULER_TEST_UTIL_H_
+#define TANDEM_DECODE_NODE_SCHEDULER_TEST_UTIL_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/time.h"
+#include "absl/types/span.h"
+#include "decode_node/block_source.h"
+#include "decode_node/decode_input.h"
+#include "decode_node/sequence.h"
+#include "engine/kv_block_codec.h"
+#include "gtest/gtest.h"
+
+namespace tandem {
+namespace scheduler_testing {
+
+// Blocks by key, in memory; `down` makes every read and write Unavailable.
+// Counts the blocks written.
+class MapBlockSource : public BlockSource {
+ public:
+  void Put(const KvHandoff& handoff, const std::vector<std::string>& blocks) {
+    absl::MutexLock lock(&mu_);
+    for (size_t i = 0; i < blocks.size(); ++i) {
+      const BlockKey key = i < handoff.full_blocks.size()
+                               ? handoff.full_blocks[i]
+                               : *handoff.partial_block;
+      blocks_[key] = blocks[i];
+    }
+  }
+  void Remove(const BlockKey& key) {
+    absl::MutexLock lock(&mu_);
+    blocks_.erase(key);
+  }
+  void Clear() {
+    absl::MutexLock lock(&mu_);
+    blocks_.clear();
+  }
+  void SetDown(bool down) {
+    absl::MutexLock lock(&mu_);
+    down_ = down;
+  }
+  std::vector<absl::StatusOr<std::string>> GetMany(
+      absl::Span<const BlockKey> keys) override {
+    absl::MutexLock lock(&mu_);
+    std::vector<absl::StatusOr<std::string>> out;
+    for (const BlockKey& key : keys) {
+      auto it = blocks_.find(key);
+      if (down_) {
+        out.push_back(absl::UnavailableError("store is down"));
+      } else if (it == blocks_.end()) {
+        out.push_back(absl::NotFoundError("no such block"));
+      } else {
+        out.push_back(it->second);
+      }
+    }
+    return out;
+  }
+  absl::StatusOr<size_t> LongestPrefix(
+      absl::Span<const BlockKey> chain) override {
+    absl::MutexLock lock(&mu_);
+    if (down_) return absl::UnavailableError("store is down");
+    size_t stored = 0;
+    while (stored < chain.size() && blocks_.contains(chain[stored])) ++stored;
+    return stored;
+  }
+  std::vector<absl::Status> PutMany(
+      absl::Span<const std::string> blocks) override {
+    absl::MutexLock lock(&mu_);
+    std::vector<absl::Status> out;
+    for (const std::string& block : blocks) {
+      absl::StatusOr<KvBlockHeader> header = ReadBlockHeader(block);
+      if (down_) {
+        out.push_back(absl::UnavailableError("store is down"));
+      } else if (!header.ok() || !header->metadata.key.has_value()) {
+        out.push_back(absl::InvalidArgumentError("not a keyed block"));
+      } else {
+        blocks_[*header->metadata.key] = block;
+        ++puts_;
+        out.push_back(absl::OkStatus());
+      }
+    }
+    return out;
+  }
+  int puts() const {
+    absl::MutexLock lock(&mu_);
+    return puts_;
+  }
+  bool Contains(const BlockKey& key) const {
+    absl::MutexLock lock(&mu_);
+    return blocks_.contains(key);
+  }
+
+ private:
+  mutable absl::Mutex mu_;
+  absl::flat_hash_map<BlockKey, std::string> blocks_ ABSL_GUARDED_BY(mu_);
+  bool down_ ABSL_GUARDED_BY(mu_) = false;
+  int puts_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
+// Records one sequence's output.
+class Recorder : public SequenceObserver {
+ public:
+  void OnToken(const GeneratedToken& token, int index) override {
+    absl::MutexLock lock(&mu_);
+    EXPECT_EQ(index, static_cast<int>(tokens_.size()));
+    tokens_.push_back(token);
+    if (token.finish != FinishReason::kNone) done_.Notify();
+  }
+  void OnPromptComputed(int cached_tokens) override {
+    absl::MutexLock lock(&mu_);
+    EXPECT_TRUE(tokens_.empty());
+    cached_tokens_ = cached_tokens;
+  }
+  void OnError(const absl::Status& status) override {
+    absl::MutexLock lock(&mu_);
+    error_ = status;
+    done_.Notify();
+  }
+  std::vector<GeneratedToken> tokens() const {
+    absl::MutexLock lock(&mu_);
+    return tokens_;
+  }
+  // -1 until OnPromptComputed.
+  int cached_tokens() const {
+    absl::MutexLock lock(&mu_);
+    return cached_tokens_;
+  }
+  absl::Status error() const {
+    absl::MutexLock lock(&mu_);
+    return error_;
+  }
+  bool done() const { return done_.HasBeenNotified(); }
+  bool WaitDone() const {
+    return done_.WaitForNotificationWithTimeout(absl::Seconds(60));
+  }
+
+ private:
+  mutable absl::Mutex mu_;
+  std::vector<GeneratedToken> tokens_ ABSL_GUARDED_BY(mu_);
+  absl::Status error_ ABSL_GUARDED_BY(mu_);
+  int cached_tokens_ ABSL_GUARDED_BY(mu_) = -1;
+  absl::Notification done_;
+};
+
+inline std::vector<int32_t> Prompt(int length, int salt) {
+  std::vector<int32_t> ids = {256};
+  for (int i = 1; i < length; ++i) ids.push_back(32 + (i * 7 + salt) % 90);
+  return ids;
+}
+
+inline SamplingParams Greedy() {
+  SamplingParams params;
+  params.temperature = 0;
+  return params;
+}
+
+inline SamplingParams Seeded(uint64_t seed) {
+  SamplingParams params;
+  params.temperature = 0.9f;
+  params.top_k = 40;
+  params.top_p = 0.95f;
+  params.repetition_penalty = 1.2f;
+  params.presence_penalty = 0.5f;
+  params.seed = seed;
+  return params;
+}
+
+}  // namespace scheduler_testing
+}  // namespace tandem
+
+#endif  // TANDEM_DECODE_NODE_SCHEDULER_TEST_UTIL_H_

@@ -1,0 +1,202 @@
+// A colocated cluster in processes (kvstore, router, decode_node
+// --colocated) over a small random byte-level model: whole requests on one
+// worker match local generation token for token (greedy, seeded, stop
+// strings, logprobs, prompts chunked over several steps), repeated prefixes
+// come from the store, bad requests get their code, and a cancelled stream
+// frees the worker's blocks.
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "router/router_client.h"
+#include "tests/cluster_test_util.h"
+
+namespace tandem::testing {
+namespace {
+
+using ::testing::HasSubstr;
+
+ModelEnvironment* const environment = RegisterModelEnvironment();
+constexpr int kContext = kClusterTestContext;
+
+// One store, the router and one colocated worker computing at most
+// `budget` prompt tokens per step.
+ServingClusterOptions Colocated(int budget = 512) {
+  ServingClusterOptions options;
+  options.prefill_workers = 0;
+  options.decode_workers = 1;
+  options.colocated = true;
+  options.decode_flags = {
+      absl::StrCat("--max_prefill_tokens_per_step=", budget)};
+  return options;
+}
+
+TEST_F(ClusterTest, ColocatedGreedyAndSeededOutputMatchLocalGeneration) {
+  // A 16-token budget: the longer prompts take several steps.
+  StartCluster(Colocated(16));
+  const std::vector<std::string> prompts = {
+      "", "Hello",
+      "Q: Why is the sky blue?\nA:", std::string(70, 'z') + " and then"};
+  for (const std::string& prompt : prompts) {
+    SCOPED_TRACE(prompt);
+    const v1::GenerateRequest greedy = Greedy(prompt, 40);
+    const Completion remote = Remote(*stub_, greedy);
+    ExpectSameCompletion(remote, environment->Local(greedy));
+    EXPECT_GT(remote.usage.time_to_first_token_ms(), 0.0);
+    const v1::GenerateRequest seeded = Seeded(prompt, 40, 77);
+    ExpectSameCompletion(Remote(*stub_, seeded), environment->Local(seeded));
+  }
+  ExpectDecodeWorkerIdle(0);
+}
+
+TEST_F(ClusterTest, ColocatedStopStringsAndLogprobsMatchLocal) {
+  StartCluster(Colocated());
+  const std::string prompt = "Stop here: ";
+  const Completion plain = environment->Local(Greedy(prompt, 40));
+  size_t at = 6;  // a stop string of whole ASCII characters
+  while (at + 2 <= plain.text.size() &&
+         (plain.text[at] & 0x80 || plain.text[at + 1] & 0x80)) {
+    ++at;
+  }
+  ASSERT_LE(at + 2, plain.text.size()) << "no ASCII pair in the output";
+  v1::GenerateRequest request = Greedy(prompt, 40);
+  request.add_stop(plain.text.substr(at, 2));
+  request.set_logprobs(3);
+  const Completion local = environment->Local(request);
+  const Completion remote = Remote(*stub_, request);
+  ExpectSameCompletion(remote, local);
+  EXPECT_EQ(remote.finish, v1::FINISH_REASON_STOP);
+  ASSERT_EQ(remote.logprobs.size(), local.logprobs.size());
+  for (size_t i = 0; i < local.logprobs.size(); ++i) {
+    SCOPED_TRACE(absl::StrCat("token ", i));
+    EXPECT_EQ(remote.logprobs[i].chosen().token_id(),
+              local.logprobs[i].chosen().token_id());
+    EXPECT_NEAR(remote.logprobs[i].chosen().logprob(),
+                local.logprobs[i].chosen().logprob(), 1e-4);
+    ASSERT_EQ(remote.logprobs[i].top_size(), 3);
+    EXPECT_EQ(remote.logprobs[i].top(0).token_id(),
+              local.logprobs[i].top(0).token_id());
+  }
+}
+
+TEST_F(ClusterTest, ColocatedWorkerReusesPrefixesThroughTheStore) {
+  StartCluster(Colocated());
+  const std::string prefix(95, 'p');  // BOS + 95 bytes = 6 full blocks
+  const Completion cold = Remote(*stub_, Greedy(prefix, 16));
+  ASSERT_TRUE(cold.status.ok()) << cold.status;
+  EXPECT_EQ(cold.usage.cached_tokens(), 0);
+  // The worker writes the blocks after the first token; give it a moment.
+  const v1::GenerateRequest second = Greedy(prefix + " and more", 16);
+  Completion warm;
+  const absl::Time deadline = absl::Now() + absl::Seconds(5);
+  do {
+    warm = Remote(*stub_, second);
+    ASSERT_TRUE(warm.status.ok()) << warm.status;
+  } while (warm.usage.cached_tokens() == 0 && absl::Now() < deadline);
+  ExpectSameCompletion(warm, environment->Local(second));
+  EXPECT_EQ(warm.usage.cached_tokens(), 96);
+}
+
+TEST_F(ClusterTest, ColocatedBadRequestsGetTheirCodeAndLeaveNothingAllocated) {
+  StartCluster(Colocated());
+  struct Case {
+    v1::GenerateRequest request;
+    absl::StatusCode code;
+    std::string names;
+  };
+  std::vector<Case> cases;
+  const auto bad = [&](absl::StatusCode code, std::string names,
+                       auto&& change) {
+    v1::GenerateRequest request = Greedy("ok", 8);
+    change(request);
+    cases.push_back({request, code, names});
+  };
+  const absl::StatusCode kInvalid = absl::StatusCode::kInvalidArgument;
+  bad(kInvalid, "prompt.tokens[0]",
+      [](auto& r) { r.mutable_tokens()->add_ids(9999); });
+  bad(kInvalid, "max_tokens", [](auto& r) { r.set_max_tokens(kContext); });
+  bad(kInvalid, "temperature",
+      [](auto& r) { r.mutable_sampling()->set_temperature(-1); });
+  bad(kInvalid, "logprobs", [](auto& r) { r.set_logprobs(21); });
+  bad(kInvalid, "stop[0]", [](auto& r) { r.add_stop(""); });
+  bad(absl::StatusCode::kNotFound, "gpt", [](auto& r) { r.set_model("gpt"); });
+  for (const Case& c : cases) {
+    const Completion out = Remote(*stub_, c.request);
+    EXPECT_EQ(out.status.code(), c.code) << out.status;
+    EXPECT_THAT(out.status.message(), HasSubstr(c.names));
+    EXPECT_EQ(out.replies, 0);
+  }
+  ExpectDecodeWorkerIdle(0);
+}
+
+TEST_F(ClusterTest, ColocatedWorkerRefusesRequestsMeantForOtherKinds) {
+  StartCluster(Colocated());
+  std::unique_ptr<v1::DecodeWorker::Stub> worker = cluster_->DecodeStub(0);
+  grpc::ClientContext context;
+  v1::DecodeRequest request;
+  request.add_prompt_token_ids(1);
+  request.set_max_tokens(1);
+  auto reader = worker->Decode(&context, request);
+  v1::DecodeResponse reply;
+  EXPECT_FALSE(reader->Read(&reply));
+  const grpc::Status status = reader->Finish();
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_THAT(status.error_message(), HasSubstr("colocated"));
+  absl::StatusOr<v1::WorkerLoad> load = DecodeLoad(*worker);
+  ASSERT_TRUE(load.ok()) << load.status();
+  EXPECT_EQ(load->kind(), v1::WORKER_KIND_COLOCATED);
+}
+
+TEST_F(ClusterTest, CancellingAColocatedStreamFreesItsBlocks) {
+  StartCluster(Colocated());
+  const int kTokens = kContext - 64;
+  const v1::GenerateRequest request =
+      Greedy(LongGreedyPrompt(kTokens), kTokens);
+  grpc::ClientContext context;
+  auto reader = stub_->Generate(&context, request);
+  v1::GenerateResponse reply;
+  ASSERT_TRUE(reader->Read(&reply));
+  std::unique_ptr<v1::DecodeWorker::Stub> worker = cluster_->DecodeStub(0);
+  absl::StatusOr<v1::WorkerLoad> busy;
+  const absl::Time deadline = absl::Now() + absl::Seconds(5);
+  do {
+    busy = DecodeLoad(*worker);
+    ASSERT_TRUE(busy.ok()) << busy.status();
+  } while ((busy->running_sequences() == 0 ||
+            busy->free_blocks() == busy->total_blocks()) &&
+           absl::Now() < deadline);
+  EXPECT_EQ(busy->running_sequences(), 1);
+  EXPECT_LT(busy->free_blocks(), busy->total_blocks());
+  context.TryCancel();
+  while (reader->Read(&reply)) {
+  }
+  EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::CANCELLED);
+  ExpectDecodeWorkerIdle(0);
+}
+
+TEST_F(ClusterTest, RouterWithOnlyAColocatedWorkerIsReady) {
+  StartCluster(Colocated());
+  grpc::ClientContext list_context;
+  v1::ListModelsResponse models;
+  ASSERT_TRUE(
+      stub_->ListModels(&list_context, v1::ListModelsRequest(), &models).ok());
+  ASSERT_EQ(models.models_size(), 1);
+  EXPECT_EQ(models.models(0).colocated_workers(), 1);
+  EXPECT_EQ(models.models(0).prefill_workers(), 0);
+  EXPECT_EQ(models.models(0).decode_workers(), 0);
+  absl::StatusOr<HealthState> health;
+  const absl::Time deadline = absl::Now() + absl::Seconds(5);
+  do {
+    health = CheckHealth(cluster_->router_address(), "tandem.v1.Router",
+                         absl::Seconds(5));
+    ASSERT_TRUE(health.ok()) << health.status();
+  } while (*health != HealthState::kServing && absl::Now() < deadline);
+  EXPECT_EQ(*health, HealthState::kServing);
+}
+
+}  // namespace
+}  // namespace tandem::testing
