@@ -25,7 +25,7 @@ const internal::SmallBatchFn kSmallBatch = PickSmallBatchKernel();
 
 // Weight rows per unit of parallel work in the small-batch kernel: enough to
 // amortise scheduling, few enough to balance two threads on narrow layers.
-constexpr int kRowsPerChunk = 32;
+constexpr int kRowsPerChunk = 64;
 
 void AddBias(const float* bias, int m, int n, float* y, int ldy) {
   for (int i = 0; i < m; ++i) {

@@ -28,16 +28,26 @@ __m128 SumFour(const __m512* v) {
 }
 
 // One tile: MR rows of x against NR rows of w, over all of k. Accumulators
-// stay in registers (MR * NR of the 32 vector registers).
+// stay in registers (MR * NR of the 32 vector registers). If `prefetch` is
+// set, the same columns of the NR weight rows there are fetched into L2
+// meanwhile: the weights stream from memory, and the hardware alone does
+// not overlap that stream with the arithmetic.
 template <int MR, int NR>
 void Tile(const float* x, int ldx, const float* w, int ldw, int k, float* y,
-          int ldy, bool accumulate) {
+          int ldy, bool accumulate, const float* prefetch) {
   __m512 acc[MR][NR];
   for (int i = 0; i < MR; ++i) {
     for (int j = 0; j < NR; ++j) acc[i][j] = _mm512_setzero_ps();
   }
   int kk = 0;
   for (; kk + kLanes <= k; kk += kLanes) {
+    if (prefetch != nullptr) {
+      for (int j = 0; j < NR; ++j) {
+        _mm_prefetch(reinterpret_cast<const char*>(
+                         prefetch + static_cast<long>(j) * ldw + kk),
+                     _MM_HINT_T1);
+      }
+    }
     __m512 wv[NR];
     for (int j = 0; j < NR; ++j) {
       wv[j] = _mm512_loadu_ps(w + static_cast<long>(j) * ldw + kk);
@@ -82,29 +92,32 @@ void Tile(const float* x, int ldx, const float* w, int ldw, int k, float* y,
 // of x stays in L1 while the tiles reuse it.
 constexpr int kChunk = 512;
 
+// `next`: the weight rows to prefetch while the first tile of each chunk
+// runs (the next NR rows), or null.
 template <int NR>
 void Columns(const float* x, int ldx, const float* w, int m, int k, float* y,
-             int ldy) {
+             int ldy, const float* next) {
   for (int k0 = 0; k0 < k; k0 += kChunk) {
     const int len = std::min(kChunk, k - k0);
     const bool accumulate = k0 > 0;
     const float* wk = w + k0;
     int i = 0;
     for (; i + 4 <= m; i += 4) {
+      const float* prefetch = i == 0 && next != nullptr ? next + k0 : nullptr;
       Tile<4, NR>(x + static_cast<long>(i) * ldx + k0, ldx, wk, k, len,
-                  y + static_cast<long>(i) * ldy, ldy, accumulate);
+                  y + static_cast<long>(i) * ldy, ldy, accumulate, prefetch);
     }
     const float* xi = x + static_cast<long>(i) * ldx + k0;
     float* yi = y + static_cast<long>(i) * ldy;
     switch (m - i) {
       case 3:
-        Tile<3, NR>(xi, ldx, wk, k, len, yi, ldy, accumulate);
+        Tile<3, NR>(xi, ldx, wk, k, len, yi, ldy, accumulate, nullptr);
         break;
       case 2:
-        Tile<2, NR>(xi, ldx, wk, k, len, yi, ldy, accumulate);
+        Tile<2, NR>(xi, ldx, wk, k, len, yi, ldy, accumulate, nullptr);
         break;
       case 1:
-        Tile<1, NR>(xi, ldx, wk, k, len, yi, ldy, accumulate);
+        Tile<1, NR>(xi, ldx, wk, k, len, yi, ldy, accumulate, nullptr);
         break;
       default:
         break;
@@ -120,10 +133,12 @@ void SmallBatchAvx512(const float* x, int ldx, const float* w, int m, int k,
   // Four weight rows at a time: each weight row is read from memory once
   // and reused from cache for every row of x.
   for (; j + 4 <= n_end; j += 4) {
-    Columns<4>(x, ldx, w + static_cast<long>(j) * k, m, k, y + j, ldy);
+    const float* next =
+        j + 8 <= n_end ? w + static_cast<long>(j + 4) * k : nullptr;
+    Columns<4>(x, ldx, w + static_cast<long>(j) * k, m, k, y + j, ldy, next);
   }
   for (; j < n_end; ++j) {
-    Columns<1>(x, ldx, w + static_cast<long>(j) * k, m, k, y + j, ldy);
+    Columns<1>(x, ldx, w + static_cast<long>(j) * k, m, k, y + j, ldy, nullptr);
   }
 }
 
