@@ -1,9 +1,11 @@
 #include "decode_node/scheduler.h"
 
 #include <algorithm>
+#include <string>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "engine/status_macros.h"
 #include "engine/stop_conditions.h"
 #include "glog/logging.h"
@@ -196,6 +198,8 @@ void Scheduler::Drop(SequenceId id) {
   auto it = sequences_.find(id);
   if (it == sequences_.end()) return;
   Sequence* seq = it->second.get();
+  if (options_.metrics != nullptr)
+    options_.metrics->RecordFinished("cancelled");
   LOG(INFO) << "decode cancelled req=" << seq->input().request_id
             << " seq=" << id << " tokens=" << seq->generated().size()
             << " preemptions=" << seq->preemptions;
@@ -272,6 +276,9 @@ void Scheduler::Join(FetchResult result) {
   running_.push_back(seq);
   if (!seq->generated().empty()) return;
   absl::StatusOr<bool> finished = seq->AcceptFirstToken();
+  if (finished.ok() && options_.metrics != nullptr) {
+    options_.metrics->RecordTokens(1);
+  }
   if (!finished.ok()) {
     Fail(seq, finished.status());
   } else if (*finished) {
@@ -299,6 +306,7 @@ void Scheduler::DecodeStep() {
     tokens.push_back(seq->last_token());
     states.push_back(&seq->sampling());
   }
+  const absl::Time start = absl::Now();
   absl::Status status = model_.DecodeStep(ids, tokens, *cache_, &logits_);
   if (!status.ok()) {
     FailRunning(absl::InternalError(
@@ -311,6 +319,9 @@ void Scheduler::DecodeStep() {
     FailRunning(absl::InternalError(
         absl::StrCat("sampling failed: ", sampled.status().message())));
     return;
+  }
+  if (options_.metrics != nullptr) {
+    options_.metrics->RecordStep(batch, absl::Now() - start);
   }
   const std::vector<Sequence*> stepped = running_;
   for (size_t i = 0; i < batch; ++i) {
@@ -367,6 +378,10 @@ void Scheduler::Finish(Sequence* seq) {
             << " prompt_tokens=" << seq->input().prompt.size()
             << " tokens=" << seq->generated().size()
             << " preemptions=" << seq->preemptions;
+  if (options_.metrics != nullptr) {
+    options_.metrics->RecordFinished(
+        std::string(FinishReasonName(seq->finish_reason())));
+  }
   Forget(seq);
 }
 
@@ -375,6 +390,7 @@ void Scheduler::Fail(Sequence* seq, const absl::Status& status) {
             << " seq=" << seq->id() << " tokens=" << seq->generated().size()
             << " status=" << status;
   seq->observer().OnError(status);
+  if (options_.metrics != nullptr) options_.metrics->RecordFinished("error");
   Forget(seq);
 }
 
@@ -412,6 +428,11 @@ void Scheduler::PublishLoad() {
   load_.waiting = waiting_.size() + fetching_.size() + incoming_.size();
   load_.free_blocks = cache_->num_free_blocks();
   load_.preemptions = preemptions_;
+  if (options_.metrics != nullptr) {
+    options_.metrics->RecordLoad(load_.running, load_.waiting,
+                                 load_.free_blocks, total_blocks_,
+                                 preemptions_);
+  }
 }
 
 }  // namespace tandem

@@ -53,6 +53,7 @@
 #include "absl/types/span.h"
 #include "decode_node/block_source.h"
 #include "decode_node/decode_input.h"
+#include "decode_node/decode_metrics.h"
 #include "decode_node/sequence.h"
 #include "engine/model.h"
 #include "engine/paged_kv_cache.h"
@@ -72,6 +73,9 @@ struct SchedulerOptions {
   // Threads that fetch blocks; 0 fetches on the thread running Step (for
   // tests that drive Step themselves).
   int fetch_threads = 2;
+  // Where steps and sequences are reported; not owned, must outlive the
+  // scheduler. Null: no metrics.
+  DecodeMetrics* metrics = nullptr;
 };
 
 // A snapshot of the scheduler's occupancy.

@@ -16,6 +16,10 @@
 #   --base-port P [50061]           stores, then prefill, then decode workers
 #                                   take consecutive ports from here (0, and
 #                                   --router-port 0: free ports, see status)
+#   --metrics-base-port P [0]       Prometheus /metrics: the router's HTTP
+#                                   server, then stores, prefill and decode
+#                                   workers take consecutive ports from here
+#                                   (0: free ports); `up` prints them
 #   --threads T [0]                 engine threads per worker (0: all cores)
 #   --build-dir DIR [$TANDEM_BUILD_DIR or build]   where the binaries are
 #   --stop-timeout S [10]           seconds between SIGTERM and SIGKILL
@@ -27,7 +31,7 @@ cd "$(dirname "$0")/.."
 
 command=${1:-}
 if [[ -z $command || $command == -h || $command == --help ]]; then
-  sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,28p' "$0" | sed 's/^# \{0,1\}//'
   exit $([[ -z $command ]] && echo 2 || echo 0)
 fi
 shift
@@ -38,6 +42,7 @@ run_dir=runs/cluster
 host=127.0.0.1
 router_port=50051
 base_port=50061
+metrics_port=0
 threads=0
 build_dir=${TANDEM_BUILD_DIR:-build}
 stop_timeout=10
@@ -51,13 +56,14 @@ need_count() { [[ $2 =~ ^[0-9]+$ ]] || die "$1 must be a number, got '$2'"; }
 while (($#)); do
   case $1 in
     --prefill|--decode|--stores|--router-port|--base-port|--threads|\
-    --stop-timeout|--lines)
+    --stop-timeout|--lines|--metrics-base-port)
       need_value "$@"; need_count "$1" "$2"
       case $1 in
         --prefill) prefill=$2 ;; --decode) decode=$2 ;;
         --stores) stores=$2 ;; --router-port) router_port=$2 ;;
         --base-port) base_port=$2 ;; --threads) threads=$2 ;;
         --stop-timeout) stop_timeout=$2 ;; --lines) lines=$2 ;;
+        --metrics-base-port) metrics_port=$2 ;;
       esac
       shift 2 ;;
     --model) need_value "$@"; model=$2; shift 2 ;;
@@ -96,6 +102,16 @@ running() {
 }
 alive() { local pid; pid=$(pid_of "$1"); [[ -n $pid ]] && running "$pid"; }
 address_of() { cat "$run_dir/$1.addr" 2>/dev/null || true; }
+
+# metrics_flags NAME: sets `mflags` to the flags of NAME's /metrics server
+# and moves to the next metrics port.
+metrics_flags() {
+  local prefix=--metrics
+  [[ $1 == router ]] && prefix=--http
+  mflags=("${prefix}_listen=$host:$metrics_port"
+    "${prefix}_address_file=$run_dir/$1.metrics")
+  ((metrics_port == 0)) || metrics_port=$((metrics_port + 1))
+}
 
 # start NAME BINARY FLAGS...: runs a node in the background.
 start() {
@@ -146,7 +162,7 @@ stop() {
       kill -KILL "$pid" 2>/dev/null || true
     fi
   fi
-  rm -f "$run_dir/$name.pid" "$run_dir/$name.addr"
+  rm -f "$run_dir/$name.pid" "$run_dir/$name.addr" "$run_dir/$name.metrics"
 }
 
 down() {
@@ -171,14 +187,17 @@ up() {
   for name in $(nodes); do
     alive "$name" && die "$name is already running (pid $(pid_of "$name")); run '$0 down' first"
   done
-  rm -f "$run_dir"/*.pid "$run_dir"/*.addr
+  rm -f "$run_dir"/*.pid "$run_dir"/*.addr "$run_dir"/*.metrics
   model=$(cd "$model" && pwd)
   trap 'echo "local-cluster: start failed; stopping what started" >&2; down' ERR
 
   # Port 0 lets each node pick a free port; the address files tell them.
-  local port=$base_port i store_list=""
+  local port=$base_port i store_list="" mflags=()
+  metrics_flags router
+  local router_metrics=("${mflags[@]}")
   for ((i = 0; i < stores; i++)); do
-    start "store-$i" "$kvstore_bin" --listen="$host:$port"
+    metrics_flags "store-$i"
+    start "store-$i" "$kvstore_bin" --listen="$host:$port" "${mflags[@]}"
     ((base_port == 0)) || port=$((port + 1))
   done
   for ((i = 0; i < stores; i++)); do
@@ -187,7 +206,7 @@ up() {
   done
 
   start router "$router_bin" --listen="$host:$router_port" --model="$model" \
-    --kvstore="$store_list"
+    --kvstore="$store_list" "${router_metrics[@]}"
   await router
   local router_address
   router_address=$(address_of router)
@@ -197,9 +216,10 @@ up() {
     count=$prefill binary=$prefill_bin
     [[ $kind == decode ]] && count=$decode binary=$decode_bin
     for ((i = 0; i < count; i++)); do
+      metrics_flags "$kind-$i"
       start "$kind-$i" "$binary" --listen="$host:$port" --model="$model" \
         --kvstore="$store_list" --router="$router_address" \
-        --worker_id="$kind-$i" --threads="$threads"
+        --worker_id="$kind-$i" --threads="$threads" "${mflags[@]}"
       ((base_port == 0)) || port=$((port + 1))
     done
   done
@@ -211,6 +231,9 @@ up() {
   trap - ERR
   echo "cluster up: router $router_address, $stores store, $prefill prefill," \
     "$decode decode (logs in $run_dir)"
+  for name in $(nodes); do
+    echo "metrics: $name http://$(cat "$run_dir/$name.metrics")/metrics"
+  done
   echo "try:  $tandem generate --router $router_address --prompt 'Q: '"
   echo "stop: $0 down${run_dir:+ --run-dir $run_dir}"
 }

@@ -2,8 +2,8 @@
 # deploy/local-cluster.sh end to end: brings a cluster up on free loopback
 # ports with a small random model, checks `status`, streams a greedy
 # completion through `tandem generate --router` and compares it with local
-# generation, refuses a second `up`, and checks that `down` stops every
-# process.
+# generation, scrapes every node's /metrics, refuses a second `up`, and
+# checks that `down` stops every process.
 #
 # Usage: local_cluster_test.sh BUILD_DIR SOURCE_DIR
 set -euo pipefail
@@ -55,6 +55,21 @@ cmp -s "$work/remote.txt" "$work/local.txt" ||
     "'$(cat "$work/local.txt")'"
 grep -q "prompt_tokens=6 " "$work/remote.err" ||
   fail "no summary line: $(cat "$work/remote.err")"
+
+# Every node's /metrics, as `up` printed them.
+scrape() {
+  python3 -c 'import sys, urllib.request
+print(urllib.request.urlopen(sys.argv[1], timeout=5).read().decode())' "$1"
+}
+for node in store-0 store-1 router prefill-0 decode-0; do
+  url=$(sed -n "s|^metrics: $node \(http://.*/metrics\)$|\1|p" "$work/up.out")
+  [[ -n $url ]] || fail "up printed no metrics address for $node"
+  scrape "$url" >"$work/$node.metrics" || fail "cannot scrape $node at $url"
+done
+grep -Eq '^tandem_router_requests_total\{outcome="ok_(stop|length)"\} 1$' \
+  "$work/router.metrics" || fail "the router did not count the request"
+grep -Eq '^tandem_decode_generated_tokens_total [1-9]' \
+  "$work/decode-0.metrics" || fail "the decode worker counted no tokens"
 
 if "$script" up "${common[@]}" --model "$model" --router-port 0 \
     --base-port 0 2>"$work/again.err"; then
