@@ -1,5 +1,6 @@
 #include "decode_node/decode_node.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <memory>
@@ -9,6 +10,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "decode_node/block_source.h"
+#include "decode_node/decode_metrics.h"
 #include "decode_node/decode_service.h"
 #include "decode_node/scheduler.h"
 #include "engine/model.h"
@@ -16,22 +18,32 @@
 #include "engine/tokenizer.h"
 #include "glog/logging.h"
 #include "kvstore/kvstore_client.h"
+#include "prometheus/registry.h"
 #include "service/heartbeat.h"
+#include "service/metrics.h"
 #include "service/node_main.h"
 #include "service/server.h"
 
 namespace tandem {
 namespace {
 
-// Handoff blocks from the KV store cluster.
+// Handoff blocks from the KV store cluster, each read timed for the
+// metrics.
 class KvStoreBlockSource : public BlockSource {
  public:
-  explicit KvStoreBlockSource(std::unique_ptr<KvStoreClient> client)
-      : client_(std::move(client)) {}
+  KvStoreBlockSource(std::unique_ptr<KvStoreClient> client,
+                     DecodeMetrics* metrics)
+      : client_(std::move(client)), metrics_(metrics) {}
 
   std::vector<absl::StatusOr<std::string>> GetMany(
       absl::Span<const BlockKey> keys) override {
-    return client_->GetMany(keys);
+    const absl::Time start = absl::Now();
+    std::vector<absl::StatusOr<std::string>> blocks = client_->GetMany(keys);
+    metrics_->RecordFetch(
+        std::count_if(blocks.begin(), blocks.end(),
+                      [](const auto& block) { return block.ok(); }),
+        absl::Now() - start);
+    return blocks;
   }
   absl::StatusOr<size_t> LongestPrefix(
       absl::Span<const BlockKey> chain) override {
@@ -45,6 +57,7 @@ class KvStoreBlockSource : public BlockSource {
 
  private:
   const std::unique_ptr<KvStoreClient> client_;
+  DecodeMetrics* const metrics_;
 };
 
 // A colocated worker without a store: it reads and writes no block.
@@ -78,21 +91,26 @@ absl::Status CheckOptions(const DecodeNodeOptions& options) {
     return absl::InvalidArgumentError(absl::StrCat(
         "--fetch_threads must be at least 1, got ", options.fetch_threads));
   }
+  if (!options.metrics_address_file.empty() && options.metrics_listen.empty()) {
+    return absl::InvalidArgumentError(
+        "--metrics_address_file needs --metrics_listen");
+  }
   return absl::OkStatus();
 }
 
 absl::StatusOr<std::unique_ptr<BlockSource>> ConnectStore(
-    const DecodeNodeOptions& options) {
+    const DecodeNodeOptions& options, DecodeMetrics* metrics) {
   if (options.kvstore.empty()) return std::make_unique<NoStoreBlockSource>();
   KvStoreClientOptions client_options;
   client_options.nodes = options.kvstore;
   client_options.timeout = options.kvstore_timeout;
   TANDEM_ASSIGN_OR_RETURN(std::unique_ptr<KvStoreClient> client,
                           KvStoreClient::Create(client_options));
-  return std::make_unique<KvStoreBlockSource>(std::move(client));
+  return std::make_unique<KvStoreBlockSource>(std::move(client), metrics);
 }
 
-SchedulerOptions MakeSchedulerOptions(const DecodeNodeOptions& options) {
+SchedulerOptions MakeSchedulerOptions(const DecodeNodeOptions& options,
+                                      DecodeMetrics* metrics) {
   SchedulerOptions out;
   out.block_size = options.block_size;
   out.kv_cache_bytes = options.kv_cache_bytes;
@@ -101,6 +119,7 @@ SchedulerOptions MakeSchedulerOptions(const DecodeNodeOptions& options) {
   out.fetch_threads = options.fetch_threads;
   out.max_prefill_tokens_per_step = options.max_prefill_tokens_per_step;
   out.reuse_store = options.colocated && !options.kvstore.empty();
+  out.metrics = metrics;
   return out;
 }
 
@@ -109,8 +128,10 @@ SchedulerOptions MakeSchedulerOptions(const DecodeNodeOptions& options) {
 absl::Status RunDecodeNode(const DecodeNodeOptions& options) {
   const sigset_t stop_signals = BlockStopSignals();
   TANDEM_RETURN_IF_ERROR(CheckOptions(options));
+  prometheus::Registry registry;
+  DecodeMetrics metrics(registry);
   TANDEM_ASSIGN_OR_RETURN(std::unique_ptr<BlockSource> store,
-                          ConnectStore(options));
+                          ConnectStore(options, &metrics));
   TANDEM_ASSIGN_OR_RETURN(
       std::unique_ptr<Model> model,
       Model::Load(options.model_dir, ModelOptions{.threads = options.threads}));
@@ -119,8 +140,17 @@ absl::Status RunDecodeNode(const DecodeNodeOptions& options) {
   TANDEM_ASSIGN_OR_RETURN(
       std::unique_ptr<Scheduler> scheduler,
       Scheduler::Create(model.get(), tokenizer.get(), store.get(),
-                        MakeSchedulerOptions(options)));
+                        MakeSchedulerOptions(options, &metrics)));
+  // The gauges start from the empty cache; then each iteration sets them.
+  const SchedulerLoad empty = scheduler->Load();
+  metrics.RecordLoad(0, 0, empty.free_blocks, empty.total_blocks, 0);
   scheduler->Start();
+  TANDEM_ASSIGN_OR_RETURN(std::unique_ptr<HttpServer> metrics_server,
+                          StartMetricsServer(options.metrics_listen, registry));
+  const std::string metrics_address =
+      metrics_server == nullptr ? "" : metrics_server->address();
+  TANDEM_RETURN_IF_ERROR(
+      WriteAddressFile(options.metrics_address_file, metrics_address));
   const std::string model_name =
       WorkerModelName(options.model_name, options.model_dir);
   DecodeService service(scheduler.get(), tokenizer.get(),
@@ -144,10 +174,18 @@ absl::Status RunDecodeNode(const DecodeNodeOptions& options) {
             << " max_waiting=" << options.max_waiting
             << " colocated=" << (options.colocated ? "true" : "false")
             << " max_prefill_tokens_per_step="
-            << options.max_prefill_tokens_per_step << " kvstore="
+            << options.max_prefill_tokens_per_step
+            << " fetch_threads=" << options.fetch_threads
+            << " threads=" << options.threads
+            << " kv_cache_bytes=" << options.kv_cache_bytes << " kvstore="
             << (options.kvstore.empty() ? "-"
                                         : absl::StrJoin(options.kvstore, ","))
-            << " router=" << (options.router.empty() ? "-" : options.router);
+            << " kvstore_timeout_s="
+            << absl::ToDoubleSeconds(options.kvstore_timeout)
+            << " router=" << (options.router.empty() ? "-" : options.router)
+            << " worker_id="
+            << (options.worker_id.empty() ? "-" : options.worker_id)
+            << " metrics=" << (metrics_address.empty() ? "-" : metrics_address);
   std::unique_ptr<HeartbeatSender> heartbeat = StartWorkerHeartbeat(
       options.router, options.worker_id, options.advertise_address,
       server.address, options.colocated ? "colocated" : "decode",
@@ -160,6 +198,7 @@ absl::Status RunDecodeNode(const DecodeNodeOptions& options) {
                           std::chrono::seconds(2));
   server.server->Wait();
   scheduler.reset();
+  if (metrics_server != nullptr) metrics_server->Stop();
   return absl::OkStatus();
 }
 

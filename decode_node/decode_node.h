@@ -21,6 +21,10 @@ struct DecodeNodeOptions {
   std::string listen = "127.0.0.1:50081";
   // If set, the bound host:port is written here once serving.
   std::string address_file;
+  // host:port of the HTTP server for Prometheus /metrics; empty: none.
+  std::string metrics_listen;
+  // If set, the metrics server's bound host:port is written here.
+  std::string metrics_address_file;
   // The router's host:port for heartbeats; empty sends none.
   std::string router;
   // This worker's id in heartbeats; empty: "decode@<address>".
@@ -50,12 +54,13 @@ struct DecodeNodeOptions {
 // Runs the node until the process gets SIGINT or SIGTERM, then stops
 // accepting calls, cancels the streams still open and returns OK. Returns
 // at once with: InvalidArgument for missing or bad options (no model, no
-// store nodes unless colocated, limits out of range); the model's and
+// store nodes unless colocated, limits out of range, a metrics address
+// file without a metrics server, a malformed metrics_listen); the model's and
 // tokenizer's load errors; ResourceExhausted if the KV cache cannot be
-// allocated; Unavailable if `listen` cannot be bound or the address file cannot
-// be written. REQUIRES: called from the main thread before any other thread
-// starts (it blocks SIGINT and SIGTERM for the whole process and waits for
-// them).
+// allocated; Unavailable if `listen` or `metrics_listen` cannot be bound or
+// an address file cannot be written. REQUIRES: called from the main thread
+// before any other thread starts (it blocks SIGINT and SIGTERM for the whole
+// process and waits for them).
 absl::Status RunDecodeNode(const DecodeNodeOptions& options);
 
 }  // namespace tandem

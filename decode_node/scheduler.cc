@@ -1,9 +1,11 @@
 #include "decode_node/scheduler.h"
 
 #include <algorithm>
+#include <string>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "engine/status_macros.h"
 #include "engine/stop_conditions.h"
 #include "glog/logging.h"
@@ -190,6 +192,8 @@ void Scheduler::Drop(SequenceId id) {
   auto it = sequences_.find(id);
   if (it == sequences_.end()) return;
   Sequence* seq = it->second.get();
+  if (options_.metrics != nullptr)
+    options_.metrics->RecordFinished("cancelled");
   LOG(INFO) << "decode cancelled req=" << seq->input().request_id
             << " seq=" << id << " tokens=" << seq->generated().size()
             << " preemptions=" << seq->preemptions;
@@ -260,6 +264,9 @@ void Scheduler::Join(FetchResult result) {
   running_.push_back(seq);
   if (!seq->generated().empty()) return;
   absl::StatusOr<bool> finished = seq->AcceptFirstToken();
+  if (finished.ok() && options_.metrics != nullptr) {
+    options_.metrics->RecordTokens(1);
+  }
   if (!finished.ok()) {
     Fail(seq, finished.status());
   } else if (*finished) {
@@ -287,6 +294,7 @@ void Scheduler::DecodeStep() {
     tokens.push_back(seq->last_token());
     states.push_back(&seq->sampling());
   }
+  const absl::Time start = absl::Now();
   absl::Status status = model_.DecodeStep(ids, tokens, *cache_, &logits_);
   if (!status.ok()) {
     FailRunning(absl::InternalError(
@@ -299,6 +307,9 @@ void Scheduler::DecodeStep() {
     FailRunning(absl::InternalError(
         absl::StrCat("sampling failed: ", sampled.status().message())));
     return;
+  }
+  if (options_.metrics != nullptr) {
+    options_.metrics->RecordStep(batch, absl::Now() - start);
   }
   const std::vector<Sequence*> stepped = running_;
   for (size_t i = 0; i < batch; ++i) {
@@ -363,6 +374,10 @@ void Scheduler::Finish(Sequence* seq) {
             << " prompt_tokens=" << seq->input().prompt.size()
             << " tokens=" << seq->generated().size()
             << " preemptions=" << seq->preemptions;
+  if (options_.metrics != nullptr) {
+    options_.metrics->RecordFinished(
+        std::string(FinishReasonName(seq->finish_reason())));
+  }
   Forget(seq);
 }
 
@@ -371,6 +386,7 @@ void Scheduler::Fail(Sequence* seq, const absl::Status& status) {
             << " seq=" << seq->id() << " tokens=" << seq->generated().size()
             << " status=" << status;
   seq->observer().OnError(status);
+  if (options_.metrics != nullptr) options_.metrics->RecordFinished("error");
   Forget(seq);
 }
 
@@ -419,6 +435,11 @@ void Scheduler::PublishLoad() {
     }
   }
   load_.preemptions = preemptions_;
+  if (options_.metrics != nullptr) {
+    options_.metrics->RecordLoad(load_.running, load_.waiting,
+                                 load_.free_blocks, total_blocks_,
+                                 preemptions_);
+  }
 }
 
 }  // namespace tandem

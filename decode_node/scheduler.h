@@ -73,6 +73,7 @@
 #include "absl/types/span.h"
 #include "decode_node/block_source.h"
 #include "decode_node/decode_input.h"
+#include "decode_node/decode_metrics.h"
 #include "decode_node/sequence.h"
 #include "engine/model.h"
 #include "engine/paged_kv_cache.h"
@@ -99,6 +100,9 @@ struct SchedulerOptions {
   // write the full blocks computed here (BlockSource::LongestPrefix,
   // GetMany, PutMany).
   bool reuse_store = false;
+  // Where steps and sequences are reported; not owned, must outlive the
+  // scheduler. Null: no metrics.
+  DecodeMetrics* metrics = nullptr;
 };
 
 // A snapshot of the scheduler's occupancy.

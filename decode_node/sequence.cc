@@ -177,6 +177,7 @@ absl::StatusOr<bool> Sequence::Accept(GeneratedToken token) {
     token.text += detokenizer_.Flush();
   }
   generated_.push_back(token.token);
+  finish_ = token.finish;
   observer_->OnToken(token, generated_.size() - 1);
   return token.finish != FinishReason::kNone;
 }

@@ -88,6 +88,8 @@ class Sequence {
 
   // Tokens accepted so far, the first token included.
   const std::vector<int32_t>& generated() const { return generated_; }
+  // Why the sequence finished; kNone while it runs.
+  FinishReason finish_reason() const { return finish_; }
 
   // Token slots the cache must hold before the next decode step: the
   // prompt and every accepted token but the newest, which the step feeds.
@@ -143,6 +145,7 @@ class Sequence {
   StopChecker stop_;
   StreamingDetokenizer detokenizer_;
   std::vector<int32_t> generated_;
+  FinishReason finish_ = FinishReason::kNone;
 };
 
 }  // namespace tandem

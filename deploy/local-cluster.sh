@@ -23,6 +23,10 @@
 #   --base-port P [50061]           stores, then prefill, then decode workers
 #                                   take consecutive ports from here (0, and
 #                                   --router-port 0: free ports, see status)
+#   --metrics-base-port P [0]       Prometheus /metrics of the stores, then
+#                                   the workers, on consecutive ports from
+#                                   here (0: free ports); the router serves
+#                                   its own on its HTTP port; `up` prints them
 #   --threads T [0]                 engine threads per worker (0: all cores)
 #   --colocated                     instead of the prefill and decode workers,
 #                                   one decode_node --colocated with their
@@ -41,7 +45,7 @@ cd "$(dirname "$0")/.."
 
 command=${1:-}
 if [[ -z $command || $command == -h || $command == --help ]]; then
-  sed -n '2,38p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,41' "$0" | sed 's/^# \{0,1\}//'
   exit $([[ -z $command ]] && echo 2 || echo 0)
 fi
 shift
@@ -54,6 +58,7 @@ router_port=50051
 http_port=8080
 api_key_file=""
 base_port=50061
+metrics_port=0
 threads=0
 build_dir=${TANDEM_BUILD_DIR:-build}
 stop_timeout=10
@@ -69,7 +74,8 @@ need_count() { [[ $2 =~ ^[0-9]+$ ]] || die "$1 must be a number, got '$2'"; }
 while (($#)); do
   case $1 in
     --prefill|--decode|--stores|--router-port|--http-port|--base-port|\
-    --threads|--stop-timeout|--lines|--max-prefill-tokens-per-step)
+    --threads|--stop-timeout|--lines|--max-prefill-tokens-per-step|\
+    --metrics-base-port)
       need_value "$@"; need_count "$1" "$2"
       case $1 in
         --max-prefill-tokens-per-step) prefill_budget=$2 ;;
@@ -78,6 +84,7 @@ while (($#)); do
         --http-port) http_port=$2 ;;
         --base-port) base_port=$2 ;; --threads) threads=$2 ;;
         --stop-timeout) stop_timeout=$2 ;; --lines) lines=$2 ;;
+        --metrics-base-port) metrics_port=$2 ;;
       esac
       shift 2 ;;
     --model) need_value "$@"; model=$2; shift 2 ;;
@@ -118,6 +125,26 @@ running() {
 }
 alive() { local pid; pid=$(pid_of "$1"); [[ -n $pid ]] && running "$pid"; }
 address_of() { cat "$run_dir/$1.addr" 2>/dev/null || true; }
+
+# metrics_flags NAME: sets `mflags` to the flags of NAME's /metrics server
+# and moves to the next metrics port. (The router serves /metrics on its
+# HTTP port.)
+metrics_flags() {
+  mflags=("--metrics_listen=$host:$metrics_port"
+    "--metrics_address_file=$run_dir/$1.metrics")
+  ((metrics_port == 0)) || metrics_port=$((metrics_port + 1))
+}
+
+# print_metrics: every running node's /metrics address.
+print_metrics() {
+  local name file
+  for name in $(nodes); do
+    file=$run_dir/$name.metrics
+    [[ $name == router ]] && file=$run_dir/router.http
+    [[ -s $file ]] && echo "metrics: $name http://$(cat "$file")/metrics"
+  done
+  return 0
+}
 
 # start NAME BINARY FLAGS...: runs a node in the background.
 start() {
@@ -168,7 +195,8 @@ stop() {
       kill -KILL "$pid" 2>/dev/null || true
     fi
   fi
-  rm -f "$run_dir/$name.pid" "$run_dir/$name.addr" "$run_dir/$name.http"
+  rm -f "$run_dir/$name.pid" "$run_dir/$name.addr" "$run_dir/$name.http" \
+    "$run_dir/$name.metrics"
 }
 
 down() {
@@ -195,7 +223,8 @@ up() {
   for name in $(nodes); do
     alive "$name" && die "$name is already running (pid $(pid_of "$name")); run '$0 down' first"
   done
-  rm -f "$run_dir"/*.pid "$run_dir"/*.addr "$run_dir"/*.http
+  rm -f "$run_dir"/*.pid "$run_dir"/*.addr "$run_dir"/*.http \
+    "$run_dir"/*.metrics
   model=$(cd "$model" && pwd)
   local key_flags=()
   if [[ -n $api_key_file ]]; then
@@ -204,9 +233,10 @@ up() {
   trap 'echo "local-cluster: start failed; stopping what started" >&2; down' ERR
 
   # Port 0 lets each node pick a free port; the address files tell them.
-  local port=$base_port i store_list=""
+  local port=$base_port i store_list="" mflags=()
   for ((i = 0; i < stores; i++)); do
-    start "store-$i" "$kvstore_bin" --listen="$host:$port"
+    metrics_flags "store-$i"
+    start "store-$i" "$kvstore_bin" --listen="$host:$port" "${mflags[@]}"
     ((base_port == 0)) || port=$((port + 1))
   done
   for ((i = 0; i < stores; i++)); do
@@ -236,9 +266,10 @@ up() {
     count=$prefill binary=$prefill_bin
     [[ $kind == decode ]] && count=$decode binary=$decode_bin
     for ((i = 0; i < count; i++)); do
+      metrics_flags "$kind-$i"
       start "$kind-$i" "$binary" --listen="$host:$port" --model="$model" \
         --kvstore="$store_list" --router="$router_address" \
-        --worker_id="$kind-$i" --threads="$threads"
+        --worker_id="$kind-$i" --threads="$threads" "${mflags[@]}"
       ((base_port == 0)) || port=$((port + 1))
     done
   done
@@ -255,6 +286,7 @@ up() {
     auth=" -H \"Authorization: Bearer \$(cat $api_key_file)\""
     env="TANDEM_API_KEY=\$(cat $api_key_file) "
   fi
+  print_metrics
   echo "try:  $env$tandem generate --router $router_address --prompt 'Q: '"
   echo "      curl http://$http_address/v1/completions$auth \\"
   echo "        -H 'Content-Type: application/json' -d '{\"prompt\": \"Q: \", \"max_tokens\": 32}'"
@@ -267,15 +299,17 @@ start_colocated() {
   local total=$((threads * (prefill + decode))) budget=()
   [[ -n $prefill_budget ]] &&
     budget=(--max_prefill_tokens_per_step="$prefill_budget")
+  metrics_flags colocated-0
   start colocated-0 "$decode_bin" --colocated --listen="$host:$port" \
     --model="$model" --kvstore="$store_list" --router="$router_address" \
-    --worker_id=colocated-0 --threads="$total" "${budget[@]}"
+    --worker_id=colocated-0 --threads="$total" "${budget[@]}" "${mflags[@]}"
   await colocated-0
   await router tandem.v1.Router
   trap - ERR
   echo "cluster up: router $router_address, $stores store, 1 colocated" \
     "worker with $( ((total)) && echo "$total threads" || echo "all cores")" \
     "(logs in $run_dir)"
+  print_metrics
   echo "try:  $tandem generate --router $router_address --prompt 'Q: '"
   echo "stop: $0 down${run_dir:+ --run-dir $run_dir}"
 }

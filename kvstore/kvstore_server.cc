@@ -11,6 +11,7 @@
 #include "glog/logging.h"
 #include "grpcpp/health_check_service_interface.h"
 #include "kvstore/byte_size.h"
+#include "service/metrics.h"
 #include "service/node_main.h"
 #include "service/server.h"
 
@@ -30,6 +31,10 @@ absl::Status CheckOptions(const KvStoreServerOptions& options) {
         absl::StrCat("max_block_bytes must be at least a block header, ",
                      kKvBlockHeaderBytes, " bytes"));
   }
+  if (!options.metrics_address_file.empty() && options.metrics_listen.empty()) {
+    return absl::InvalidArgumentError(
+        "metrics_address_file needs metrics_listen");
+  }
   return absl::OkStatus();
 }
 
@@ -37,10 +42,11 @@ absl::Status CheckOptions(const KvStoreServerOptions& options) {
 
 KvStoreServer::KvStoreServer(const KvStoreServerOptions& options)
     : options_(options),
+      metrics_(registry_),
       store_(BlockStore::Options{
           .memory_budget_bytes = options.memory_budget_bytes,
           .max_block_bytes = options.max_block_bytes}),
-      service_(&store_, options.chunk_bytes) {}
+      service_(&store_, options.chunk_bytes, &metrics_) {}
 
 absl::StatusOr<std::unique_ptr<KvStoreServer>> KvStoreServer::Start(
     const KvStoreServerOptions& options) {
@@ -56,12 +62,18 @@ absl::StatusOr<std::unique_ptr<KvStoreServer>> KvStoreServer::Start(
       v1::KvStore::service_full_name(), true);
   server->address_ = std::move(started.address);
   server->port_ = started.port;
+  KvStoreServer* s = server.get();
+  TANDEM_ASSIGN_OR_RETURN(
+      server->metrics_server_,
+      StartMetricsServer(options.metrics_listen, server->registry_,
+                         [s] { s->metrics_.Refresh(s->store_.Stats()); }));
   return server;
 }
 
 KvStoreServer::~KvStoreServer() { Shutdown(absl::ZeroDuration()); }
 
 void KvStoreServer::Shutdown(absl::Duration grace) {
+  if (metrics_server_ != nullptr) metrics_server_->Stop();
   if (server_ == nullptr) return;
   server_->Shutdown(absl::ToChronoTime(absl::Now() + grace));
   server_->Wait();
@@ -77,7 +89,13 @@ absl::Status RunKvStore(const KvStoreServerOptions& options) {
             << " memory_budget=" << FormatByteSize(options.memory_budget_bytes)
             << " max_block_bytes=" << FormatByteSize(options.max_block_bytes)
             << " chunk_bytes=" << FormatByteSize(options.chunk_bytes)
+            << " metrics="
+            << ((*server)->metrics_address().empty()
+                    ? "-"
+                    : (*server)->metrics_address())
             << " pid=" << getpid();
+  TANDEM_RETURN_IF_ERROR(WriteAddressFile(options.metrics_address_file,
+                                          (*server)->metrics_address()));
   TANDEM_RETURN_IF_ERROR(
       WriteAddressFile(options.address_file, (*server)->address()));
 

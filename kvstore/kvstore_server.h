@@ -15,7 +15,10 @@
 #include "absl/time/time.h"
 #include "grpcpp/grpcpp.h"
 #include "kvstore/block_store.h"
+#include "kvstore/kvstore_metrics.h"
 #include "kvstore/kvstore_service.h"
+#include "prometheus/registry.h"
+#include "service/http_server.h"
 
 namespace tandem {
 
@@ -29,6 +32,12 @@ struct KvStoreServerOptions {
   // If not empty, RunKvStore writes the bound address ("host:port") to this
   // file once the node serves, replacing the file atomically.
   std::string address_file;
+  // host:port of the HTTP server for Prometheus /metrics; port 0 picks a
+  // free port; empty: none.
+  std::string metrics_listen;
+  // If not empty, RunKvStore writes the metrics server's bound address
+  // here, before the address file.
+  std::string metrics_address_file;
 };
 
 // A running node. Thread-safe.
@@ -36,8 +45,9 @@ class KvStoreServer {
  public:
   // Starts serving. InvalidArgument for options that cannot work (an
   // address without a port, a chunk size of 0 or above kMaxChunkBytes, a
-  // zero budget, max_block_bytes below a block header); Unavailable if the
-  // address cannot be bound.
+  // zero budget, max_block_bytes below a block header, a metrics address
+  // file without metrics_listen); Unavailable if the address or the
+  // metrics address cannot be bound.
   static absl::StatusOr<std::unique_ptr<KvStoreServer>> Start(
       const KvStoreServerOptions& options);
 
@@ -50,6 +60,11 @@ class KvStoreServer {
   int port() const { return port_; }
   const KvStoreServerOptions& options() const { return options_; }
   BlockStore& store() { return store_; }
+  // The metrics server's bound address; empty when there is none.
+  std::string metrics_address() const {
+    return metrics_server_ == nullptr ? "" : metrics_server_->address();
+  }
+  prometheus::Registry& metrics() { return registry_; }
 
   // Stops accepting calls and waits up to `grace` for calls in progress,
   // then cancels them. Returns once every call has finished.
@@ -59,9 +74,13 @@ class KvStoreServer {
   explicit KvStoreServer(const KvStoreServerOptions& options);
 
   const KvStoreServerOptions options_;
+  // Declared before everything that reports to it.
+  prometheus::Registry registry_;
+  KvStoreMetrics metrics_;
   BlockStore store_;
   KvStoreService service_;
   std::unique_ptr<grpc::Server> server_;
+  std::unique_ptr<HttpServer> metrics_server_;
   std::string address_;
   int port_ = 0;
 };

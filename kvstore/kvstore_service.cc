@@ -10,6 +10,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "glog/logging.h"
 #include "kvstore/kvstore_proto.h"
 #include "kvstore/shared_memory.h"
@@ -39,9 +40,13 @@ absl::Status CheckKeyCount(int count) {
 // on any failure or cancellation abandons the write.
 class PutReactor final : public grpc::ServerReadReactor<v1::PutRequest> {
  public:
-  PutReactor(BlockStore* store, grpc::CallbackServerContext* context,
-             v1::PutResponse* response)
-      : store_(store), context_(context), response_(response) {
+  PutReactor(BlockStore* store, KvStoreMetrics* metrics,
+             grpc::CallbackServerContext* context, v1::PutResponse* response)
+      : store_(store),
+        metrics_(metrics),
+        context_(context),
+        response_(response),
+        start_(absl::Now()) {
     StartRead(&request_);
   }
 
@@ -64,7 +69,10 @@ class PutReactor final : public grpc::ServerReadReactor<v1::PutRequest> {
     StartRead(&request_);
   }
 
-  void OnDone() override { delete this; }
+  void OnDone() override {
+    if (metrics_ != nullptr) metrics_->RecordPut(stored_, absl::Now() - start_);
+    delete this;
+  }
 
  private:
   // Takes in one message of the stream.
@@ -99,6 +107,7 @@ class PutReactor final : public grpc::ServerReadReactor<v1::PutRequest> {
       return absl::InvalidArgumentError("put stream carried no messages");
     }
     absl::Status status = writer->Commit();
+    if (status.ok()) stored_ = writer->info().total_bytes;
     VLOG(2) << "put key=" << writer->info().key
             << " bytes=" << writer->info().total_bytes
             << (status.ok() ? "" : " status=") << status.message();
@@ -106,10 +115,13 @@ class PutReactor final : public grpc::ServerReadReactor<v1::PutRequest> {
   }
 
   BlockStore* const store_;
+  KvStoreMetrics* const metrics_;
   grpc::CallbackServerContext* const context_;
   v1::PutResponse* const response_;
+  const absl::Time start_;
   v1::PutRequest request_;
   std::unique_ptr<BlockWriter> writer_;
+  uint64_t stored_ = 0;  // bytes committed
 };
 
 // Sends one pinned block: into the client's shared memory slot if it
@@ -118,10 +130,13 @@ class PutReactor final : public grpc::ServerReadReactor<v1::PutRequest> {
 class GetReactor final : public grpc::ServerWriteReactor<v1::GetResponse> {
  public:
   GetReactor(BlockStore* store, size_t chunk_bytes,
-             std::atomic<uint64_t>* shared_memory_gets,
+             std::atomic<uint64_t>* shared_memory_gets, KvStoreMetrics* metrics,
              grpc::CallbackServerContext* context,
              const v1::GetRequest& request)
-      : chunk_bytes_(chunk_bytes), context_(context) {
+      : chunk_bytes_(chunk_bytes),
+        metrics_(metrics),
+        context_(context),
+        start_(absl::Now()) {
     absl::StatusOr<PinnedBlock> block =
         request.has_key()
             ? store->Get(FromProto(request.key()))
@@ -135,6 +150,8 @@ class GetReactor final : public grpc::ServerWriteReactor<v1::GetResponse> {
     ToProto(block_->info(), response_.mutable_info());
     if (request.has_shared_memory() && WriteToSlot(request.shared_memory())) {
       shared_memory_gets->fetch_add(1, std::memory_order_relaxed);
+      in_shared_memory_ = true;
+      offset_ = block_->bytes().size();
       response_.set_in_shared_memory(true);
       block_.reset();  // the client has the bytes; see WriteNextChunk
       StartWriteAndFinish(&response_, grpc::WriteOptions(), grpc::Status::OK);
@@ -152,7 +169,12 @@ class GetReactor final : public grpc::ServerWriteReactor<v1::GetResponse> {
     WriteNextChunk();
   }
 
-  void OnDone() override { delete this; }
+  void OnDone() override {
+    if (metrics_ != nullptr) {
+      metrics_->RecordGet(offset_, in_shared_memory_, absl::Now() - start_);
+    }
+    delete this;
+  }
 
  private:
   // True if the block is now in the slot; on failure the block is streamed
@@ -195,9 +217,12 @@ class GetReactor final : public grpc::ServerWriteReactor<v1::GetResponse> {
   }
 
   const size_t chunk_bytes_;
+  KvStoreMetrics* const metrics_;
   grpc::CallbackServerContext* const context_;
+  const absl::Time start_;
   std::optional<PinnedBlock> block_;
-  size_t offset_ = 0;
+  size_t offset_ = 0;  // block bytes sent so far
+  bool in_shared_memory_ = false;
   v1::GetResponse response_;
 };
 
@@ -225,26 +250,28 @@ absl::Status AnswerRemove(BlockStore& store, const v1::RemoveRequest& request,
 
 }  // namespace
 
-KvStoreService::KvStoreService(BlockStore* store, size_t chunk_bytes)
-    : store_(store), chunk_bytes_(chunk_bytes) {
+KvStoreService::KvStoreService(BlockStore* store, size_t chunk_bytes,
+                               KvStoreMetrics* metrics)
+    : store_(store), chunk_bytes_(chunk_bytes), metrics_(metrics) {
   CHECK_GT(chunk_bytes, 0u);
   CHECK_LE(chunk_bytes, kMaxChunkBytes);
 }
 
 grpc::ServerReadReactor<v1::PutRequest>* KvStoreService::Put(
     grpc::CallbackServerContext* context, v1::PutResponse* response) {
-  return new PutReactor(store_, context, response);
+  return new PutReactor(store_, metrics_, context, response);
 }
 
 grpc::ServerWriteReactor<v1::GetResponse>* KvStoreService::Get(
     grpc::CallbackServerContext* context, const v1::GetRequest* request) {
-  return new GetReactor(store_, chunk_bytes_, &shared_memory_gets_, context,
-                        *request);
+  return new GetReactor(store_, chunk_bytes_, &shared_memory_gets_, metrics_,
+                        context, *request);
 }
 
 grpc::ServerUnaryReactor* KvStoreService::Exists(
     grpc::CallbackServerContext* context, const v1::ExistsRequest* request,
     v1::ExistsResponse* response) {
+  if (metrics_ != nullptr) metrics_->RecordExists();
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   reactor->Finish(ToGrpcStatus(AnswerExists(*store_, *request, response)));
   return reactor;
@@ -253,6 +280,7 @@ grpc::ServerUnaryReactor* KvStoreService::Exists(
 grpc::ServerUnaryReactor* KvStoreService::Remove(
     grpc::CallbackServerContext* context, const v1::RemoveRequest* request,
     v1::RemoveResponse* response) {
+  if (metrics_ != nullptr) metrics_->RecordRemove();
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   reactor->Finish(ToGrpcStatus(AnswerRemove(*store_, *request, response)));
   return reactor;

@@ -17,6 +17,7 @@
 
 #include "grpcpp/grpcpp.h"
 #include "kvstore/block_store.h"
+#include "kvstore/kvstore_metrics.h"
 #include "proto/kvstore.grpc.pb.h"
 
 namespace tandem {
@@ -31,9 +32,11 @@ inline constexpr int kMaxMessageBytes = kMaxChunkBytes + (64 << 10);
 class KvStoreService final : public v1::KvStore::CallbackService {
  public:
   // Serves `store`, streaming Get replies in messages of `chunk_bytes` bytes
-  // of block data. Does not take ownership. REQUIRES: `store` outlives the
+  // of block data, and reports each call to `metrics` if it is not null.
+  // Does not take ownership. REQUIRES: `store` and `metrics` outlive the
   // service and every call it serves; 0 < chunk_bytes <= kMaxChunkBytes.
-  KvStoreService(BlockStore* store, size_t chunk_bytes);
+  KvStoreService(BlockStore* store, size_t chunk_bytes,
+                 KvStoreMetrics* metrics = nullptr);
 
   grpc::ServerReadReactor<v1::PutRequest>* Put(
       grpc::CallbackServerContext* context, v1::PutResponse* response) override;
@@ -53,6 +56,7 @@ class KvStoreService final : public v1::KvStore::CallbackService {
  private:
   BlockStore* const store_;
   const size_t chunk_bytes_;
+  KvStoreMetrics* const metrics_;
   std::atomic<uint64_t> shared_memory_gets_{0};
 };
 

@@ -17,6 +17,12 @@ ABSL_FLAG(tandem::ByteSize, max_block_bytes,
           "largest block a Put may store");
 ABSL_FLAG(std::string, address_file, "",
           "if set, the bound host:port is written to this file once serving");
+ABSL_FLAG(std::string, metrics_listen, "",
+          "host:port of an HTTP server for Prometheus /metrics; port 0 picks "
+          "a free port; empty: no metrics server");
+ABSL_FLAG(std::string, metrics_address_file, "",
+          "if set, the metrics server's bound host:port is written to this "
+          "file once serving");
 ABSL_FLAG(int, verbosity, 0,
           "verbose log level: 1 logs refused requests, 2 every block");
 
@@ -31,5 +37,7 @@ int main(int argc, char** argv) {
   options.memory_budget_bytes = absl::GetFlag(FLAGS_memory_budget).bytes;
   options.max_block_bytes = absl::GetFlag(FLAGS_max_block_bytes).bytes;
   options.address_file = absl::GetFlag(FLAGS_address_file);
+  options.metrics_listen = absl::GetFlag(FLAGS_metrics_listen);
+  options.metrics_address_file = absl::GetFlag(FLAGS_metrics_address_file);
   return tandem::ServerExitCode("kvstore", tandem::RunKvStore(options));
 }

@@ -13,6 +13,12 @@ ABSL_FLAG(std::string, listen, "127.0.0.1:50071",
           "host:port to serve on; port 0 picks a free port");
 ABSL_FLAG(std::string, address_file, "",
           "if set, the bound host:port is written to this file once serving");
+ABSL_FLAG(std::string, metrics_listen, "",
+          "host:port of an HTTP server for Prometheus /metrics; port 0 picks "
+          "a free port; empty: no metrics server");
+ABSL_FLAG(std::string, metrics_address_file, "",
+          "if set, the metrics server's bound host:port is written to this "
+          "file once serving");
 ABSL_FLAG(std::string, router, "",
           "router host:port to send heartbeats to; empty: none");
 ABSL_FLAG(std::string, worker_id, "",
@@ -53,6 +59,8 @@ int main(int argc, char** argv) {
   tandem::PrefillNodeOptions options;
   options.listen = absl::GetFlag(FLAGS_listen);
   options.address_file = absl::GetFlag(FLAGS_address_file);
+  options.metrics_listen = absl::GetFlag(FLAGS_metrics_listen);
+  options.metrics_address_file = absl::GetFlag(FLAGS_metrics_address_file);
   options.router = absl::GetFlag(FLAGS_router);
   options.worker_id = absl::GetFlag(FLAGS_worker_id);
   options.advertise_address = absl::GetFlag(FLAGS_advertise_address);

@@ -102,7 +102,9 @@ absl::Status PrefillEngine::Add(FetchedPrompt prompt) {
              .fetched = std::move(prompt.blocks),
              .imported_blocks = imported,
              .computed_from = PrefillScheduler::ComputeFrom(
-                 job.prompt.size(), imported, served_.block_size)};
+                 job.prompt.size(), imported, served_.block_size),
+             .accepted = prompt.accepted,
+             .queue_time = absl::ZeroDuration()};
   return absl::OkStatus();
 }
 
@@ -121,10 +123,14 @@ void PrefillEngine::Drop(SequenceId seq) {
 
 std::vector<FinishedPrompt> PrefillEngine::Step() {
   std::vector<FinishedPrompt> finished;
+  last_step_tokens_ = 0;
+  const absl::Time now = absl::Now();
   const std::vector<SequenceId> admitted =
       scheduler_.Admit(cache_->num_free_blocks());
   for (SequenceId seq : admitted) {
-    absl::Status status = Import(seq, prompts_.at(seq));
+    Prompt& prompt = prompts_.at(seq);
+    prompt.queue_time = std::max(absl::ZeroDuration(), now - prompt.accepted);
+    absl::Status status = Import(seq, prompt);
     if (!status.ok()) {
       Drop(seq);
       finished.push_back(Failed(seq, status, "importing stored blocks"));
@@ -144,6 +150,7 @@ std::vector<FinishedPrompt> PrefillEngine::Step() {
     return finished;
   }
   scheduler_.Complete(plan);
+  for (const ScheduledChunk& chunk : plan) last_step_tokens_ += chunk.length;
   std::vector<size_t> rows;
   for (size_t i = 0; i < plan.size(); ++i) {
     if (plan[i].last) rows.push_back(i);
@@ -266,6 +273,7 @@ FinishedPrompt PrefillEngine::Finish(SequenceId seq, FirstToken first) {
       .next_draw = first.next_draw};
   result.cached_tokens = prompt.computed_from;
   result.computed_tokens = job.prompt.size() - prompt.computed_from;
+  result.queue_time = prompt.queue_time;
   done.result = std::move(result);
   done.new_blocks = *std::move(blocks);
   return done;

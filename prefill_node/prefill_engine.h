@@ -16,6 +16,8 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "engine/model.h"
 #include "engine/paged_kv_cache.h"
 #include "engine/sampler.h"
@@ -31,6 +33,9 @@ struct FetchedPrompt {
   SequenceId seq = 0;
   std::shared_ptr<const PrefillJob> job;
   std::vector<std::string> blocks;
+  // When the worker accepted the job; its result's queue_time counts from
+  // here.
+  absl::Time accepted = absl::Now();
 };
 
 // A prompt that left the engine: its result, and on success the encoded
@@ -98,6 +103,8 @@ class PrefillEngine {
   int num_running() const { return scheduler_.num_admitted(); }
   // Prompt tokens still to compute.
   int64_t pending_tokens() const { return scheduler_.pending_tokens(); }
+  // Prompt tokens the last Step computed; 0 if it computed nothing.
+  int last_step_tokens() const { return last_step_tokens_; }
 
  private:
   struct Prompt {
@@ -105,6 +112,8 @@ class PrefillEngine {
     std::vector<std::string> fetched;  // dropped once imported
     int imported_blocks = 0;
     int computed_from = 0;
+    absl::Time accepted;
+    absl::Duration queue_time;  // set at admission
   };
 
   PrefillEngine(std::unique_ptr<Model> model,
@@ -144,6 +153,7 @@ class PrefillEngine {
   Sampler sampler_;
   absl::flat_hash_map<SequenceId, Prompt> prompts_;
   bool stalled_ = false;
+  int last_step_tokens_ = 0;
   std::vector<float> logits_;         // [chunks, vocab]
   std::vector<float> sample_logits_;  // [completed prompts, vocab]
 };

@@ -68,6 +68,9 @@ struct PrefillResult {
   // Prompt tokens computed here, and those whose KV came from the store.
   int computed_tokens = 0;
   int cached_tokens = 0;
+  // From the worker accepting the job until the step that admitted the
+  // prompt into the cache and computed its first chunk.
+  absl::Duration queue_time;
 };
 
 // Checks `job` against `model`. InvalidArgument naming the field for: an

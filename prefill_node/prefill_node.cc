@@ -13,9 +13,12 @@
 #include "kvstore/kvstore_client.h"
 #include "prefill_node/block_store_link.h"
 #include "prefill_node/prefill_engine.h"
+#include "prefill_node/prefill_metrics.h"
 #include "prefill_node/prefill_service.h"
 #include "prefill_node/prefill_worker.h"
+#include "prometheus/registry.h"
 #include "service/heartbeat.h"
+#include "service/metrics.h"
 #include "service/node_main.h"
 #include "service/server.h"
 
@@ -29,6 +32,10 @@ absl::Status CheckOptions(const PrefillNodeOptions& options) {
   if (options.kvstore.empty()) {
     return absl::InvalidArgumentError(
         "--kvstore is required (host:port of every store node)");
+  }
+  if (!options.metrics_address_file.empty() && options.metrics_listen.empty()) {
+    return absl::InvalidArgumentError(
+        "--metrics_address_file needs --metrics_listen");
   }
   return absl::OkStatus();
 }
@@ -65,13 +72,22 @@ absl::Status RunPrefillNode(const PrefillNodeOptions& options) {
                           ConnectStore(options));
   TANDEM_ASSIGN_OR_RETURN(std::unique_ptr<PrefillEngine> engine,
                           LoadEngine(options));
+  prometheus::Registry registry;
+  PrefillMetrics metrics(registry);
   TANDEM_ASSIGN_OR_RETURN(
       std::unique_ptr<PrefillWorker> worker,
       PrefillWorker::Create(
           std::move(engine), store.get(),
           PrefillWorkerOptions{
               .max_queued_requests = options.max_queued_requests,
-              .io_threads = options.io_threads}));
+              .io_threads = options.io_threads,
+              .metrics = &metrics}));
+  TANDEM_ASSIGN_OR_RETURN(std::unique_ptr<HttpServer> metrics_server,
+                          StartMetricsServer(options.metrics_listen, registry));
+  const std::string metrics_address =
+      metrics_server == nullptr ? "" : metrics_server->address();
+  TANDEM_RETURN_IF_ERROR(
+      WriteAddressFile(options.metrics_address_file, metrics_address));
   const std::string model_name =
       WorkerModelName(options.model_name, options.model_dir);
   PrefillService service(worker.get(), model_name, options.max_batch_sequences);
@@ -89,8 +105,18 @@ absl::Status RunPrefillNode(const PrefillNodeOptions& options) {
             << " block_size=" << options.block_size
             << " kv_blocks=" << load.total_blocks()
             << " max_batch_tokens=" << options.max_batch_tokens
+            << " max_batch_sequences=" << options.max_batch_sequences
+            << " max_queued_requests=" << options.max_queued_requests
+            << " io_threads=" << options.io_threads
+            << " threads=" << options.threads
+            << " kv_cache_bytes=" << options.kv_cache_bytes
             << " kvstore=" << absl::StrJoin(options.kvstore, ",")
-            << " router=" << (options.router.empty() ? "-" : options.router);
+            << " kvstore_timeout_s="
+            << absl::ToDoubleSeconds(options.kvstore_timeout)
+            << " router=" << (options.router.empty() ? "-" : options.router)
+            << " worker_id="
+            << (options.worker_id.empty() ? "-" : options.worker_id)
+            << " metrics=" << (metrics_address.empty() ? "-" : metrics_address);
 
   std::unique_ptr<HeartbeatSender> heartbeat = StartWorkerHeartbeat(
       options.router, options.worker_id, options.advertise_address,
@@ -103,6 +129,7 @@ absl::Status RunPrefillNode(const PrefillNodeOptions& options) {
                           std::chrono::seconds(2));
   server.server->Wait();
   worker.reset();
+  if (metrics_server != nullptr) metrics_server->Stop();
   return absl::OkStatus();
 }
 

@@ -18,6 +18,10 @@ struct PrefillNodeOptions {
   std::string listen = "127.0.0.1:50071";
   // If set, the bound host:port is written here once serving.
   std::string address_file;
+  // host:port of the HTTP server for Prometheus /metrics; empty: none.
+  std::string metrics_listen;
+  // If set, the metrics server's bound host:port is written here.
+  std::string metrics_address_file;
   // The router's host:port for heartbeats; empty sends none.
   std::string router;
   // This worker's id in heartbeats; empty: "prefill@<address>".
@@ -44,11 +48,12 @@ struct PrefillNodeOptions {
 // Runs the node until the process gets SIGINT or SIGTERM, then stops
 // accepting calls, answers what is pending and returns OK. Returns at once
 // with: InvalidArgument for missing or bad options (no model, no store
-// nodes, limits below 1); the model's load errors; ResourceExhausted if the
-// KV cache cannot be allocated; Unavailable if `listen` cannot be bound or
-// the address file cannot be written. REQUIRES: called from the main
-// thread before any other thread starts (it blocks SIGINT and SIGTERM for
-// the whole process and waits for them).
+// nodes, limits below 1, a metrics address file without a metrics server,
+// a malformed metrics_listen); the model's load errors; ResourceExhausted
+// if the KV cache cannot be allocated; Unavailable if `listen` or
+// `metrics_listen` cannot be bound or an address file cannot be written.
+// REQUIRES: called from the main thread before any other thread starts (it
+// blocks SIGINT and SIGTERM for the whole process and waits for them).
 absl::Status RunPrefillNode(const PrefillNodeOptions& options);
 
 }  // namespace tandem

@@ -69,6 +69,7 @@ void ToProto(const PrefillResult& result, bool logprobs,
   ToProto(result.handoff, out->mutable_handoff());
   out->set_computed_tokens(result.computed_tokens);
   out->set_cached_tokens(result.cached_tokens);
+  out->set_queue_us(absl::ToInt64Microseconds(result.queue_time));
 }
 
 v1::WorkerLoad ToWorkerLoad(const PrefillLoad& load, const ServedModel& model,

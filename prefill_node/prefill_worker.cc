@@ -41,6 +41,10 @@ absl::StatusOr<std::unique_ptr<PrefillWorker>> PrefillWorker::Create(
   }
   std::unique_ptr<PrefillWorker> worker(
       new PrefillWorker(std::move(engine), store, options));
+  {
+    absl::MutexLock lock(&worker->mu_);
+    worker->PublishLoadLocked();
+  }
   for (int i = 0; i < options.io_threads; ++i) {
     worker->threads_.emplace_back([w = worker.get()] { w->FetchLoop(); });
     worker->threads_.emplace_back([w = worker.get()] { w->PublishLoop(); });
@@ -145,7 +149,13 @@ void PrefillWorker::Answer(const PendingPtr& pending,
               << " prompt_tokens=" << job.prompt.size()
               << " cached_tokens=" << result->cached_tokens
               << " computed_tokens=" << result->computed_tokens
-              << " first_token=" << result->first.token << " ms=" << ms;
+              << " first_token=" << result->first.token
+              << " queue_ms=" << absl::ToDoubleMilliseconds(result->queue_time)
+              << " ms=" << ms;
+    if (options_.metrics != nullptr) {
+      options_.metrics->RecordPrompt(
+          result->cached_tokens, result->computed_tokens, result->queue_time);
+    }
   } else {
     LOG(INFO) << "prefill failed req=" << job.request_id
               << " prompt_tokens=" << job.prompt.size() << " ms=" << ms
@@ -176,7 +186,8 @@ void PrefillWorker::FetchLoop() {
     }
     absl::MutexLock lock(&mu_);
     to_compute_.push_back({static_cast<SequenceId>(pending->ticket),
-                           pending->job, *std::move(blocks)});
+                           pending->job, *std::move(blocks),
+                           pending->accepted});
   }
 }
 
@@ -203,6 +214,9 @@ absl::StatusOr<std::vector<std::string>> PrefillWorker::FetchStoredBlocks(
     }
     blocks.push_back(*std::move(got[i]));
   }
+  if (options_.metrics != nullptr) {
+    options_.metrics->RecordLookup(!blocks.empty());
+  }
   return blocks;
 }
 
@@ -227,7 +241,13 @@ void PrefillWorker::Publish(Publication& publication) {
   }
   std::vector<absl::string_view> views(publication.blocks.begin(),
                                        publication.blocks.end());
-  for (const absl::Status& status : store_->PutMany(views)) {
+  const std::vector<absl::Status> written = store_->PutMany(views);
+  if (options_.metrics != nullptr) {
+    options_.metrics->RecordPublished(
+        std::count_if(written.begin(), written.end(),
+                      [](const absl::Status& status) { return status.ok(); }));
+  }
+  for (const absl::Status& status : written) {
     if (!status.ok()) {
       Answer(publication.pending, status);
       return;
@@ -263,7 +283,13 @@ void PrefillWorker::ComputeLoop() {
     std::vector<Failure> failures;
     SyncEngine(std::move(arrived), failures);
     std::vector<Publication> publications;
-    for (FinishedPrompt& finished : engine_->Step()) {
+    const absl::Time step_start = absl::Now();
+    std::vector<FinishedPrompt> step = engine_->Step();
+    if (options_.metrics != nullptr && engine_->last_step_tokens() > 0) {
+      options_.metrics->RecordStep(engine_->last_step_tokens(),
+                                   absl::Now() - step_start);
+    }
+    for (FinishedPrompt& finished : step) {
       auto it = in_engine_.find(finished.seq);
       if (it == in_engine_.end()) continue;
       PendingPtr pending = std::move(it->second);
@@ -280,17 +306,25 @@ void PrefillWorker::ComputeLoop() {
       for (Publication& publication : publications) {
         to_publish_.push_back(std::move(publication));
       }
-      engine_load_.queued_requests =
-          engine_->num_queued() + engine_->num_running();
-      engine_load_.queued_tokens = engine_->pending_tokens();
-      engine_load_.running_sequences = engine_->num_running();
-      engine_load_.waiting_sequences = engine_->num_queued();
-      engine_load_.free_blocks = engine_->free_blocks();
+      PublishLoadLocked();
     }
     for (Failure& failure : failures) {
       Answer(failure.pending, std::move(failure.status));
     }
   }
+}
+
+void PrefillWorker::PublishLoadLocked() {
+  engine_load_.queued_requests = engine_->num_queued() + engine_->num_running();
+  engine_load_.queued_tokens = engine_->pending_tokens();
+  engine_load_.running_sequences = engine_->num_running();
+  engine_load_.waiting_sequences = engine_->num_queued();
+  engine_load_.free_blocks = engine_->free_blocks();
+  if (options_.metrics == nullptr) return;
+  options_.metrics->SetLoad(engine_load_.queued_requests + jobs_before_engine_,
+                            engine_load_.queued_tokens + tokens_before_engine_,
+                            engine_load_.free_blocks,
+                            engine_load_.total_blocks);
 }
 
 void PrefillWorker::SyncEngine(std::vector<FetchedPrompt> arrived,

@@ -32,6 +32,7 @@
 #include "prefill_node/block_store_link.h"
 #include "prefill_node/prefill_engine.h"
 #include "prefill_node/prefill_job.h"
+#include "prefill_node/prefill_metrics.h"
 
 namespace tandem {
 
@@ -40,6 +41,9 @@ struct PrefillWorkerOptions {
   int max_queued_requests = 1024;
   // Threads of the fetch stage, and as many of the publish stage.
   int io_threads = 2;
+  // Where the stages report; not owned, must outlive the worker. Null: no
+  // metrics.
+  PrefillMetrics* metrics = nullptr;
 };
 
 // A snapshot of the worker's load.
@@ -120,6 +124,8 @@ class PrefillWorker {
   // thread.
   void SyncEngine(std::vector<FetchedPrompt> arrived,
                   std::vector<Failure>& failures);
+  // Refreshes the load snapshot (and the metrics' gauges) after a step.
+  void PublishLoadLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Whether each stage's threads have anything to do.
   bool FetchHasWork() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   bool ComputeHasWork() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

@@ -3,12 +3,12 @@
 #include <thread>
 #include <utility>
 
-#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "engine/status_macros.h"
 #include "glog/logging.h"
 #include "router/placement.h"
+#include "router/router_metrics.h"
 #include "service/grpc_status.h"
 
 namespace tandem {
@@ -44,15 +44,9 @@ std::string WorkerName(const WorkerState& worker) {
   return absl::StrCat(worker.id, " at ", worker.address);
 }
 
-std::string FinishName(v1::FinishReason reason) {
-  switch (reason) {
-    case v1::FINISH_REASON_STOP:
-      return "stop";
-    case v1::FINISH_REASON_LENGTH:
-      return "length";
-    default:
-      return "-";
-  }
+// "%.1f" of `value`, or "-" when there is none.
+std::string FormatMs(std::optional<double> value) {
+  return value.has_value() ? absl::StrFormat("%.1f", *value) : "-";
 }
 
 }  // namespace
@@ -72,7 +66,7 @@ GenerateCall* GenerateCall::Start(RouterCore* core,
   if (!core->TryAdmit()) {
     const absl::Status status = absl::ResourceExhaustedError(
         "the router is at its limit of requests in flight; retry later");
-    call->LogOutcome(status);
+    call->ReportOutcome(status);
     {
       absl::MutexLock lock(&call->mu_);
       call->thread_done_ = true;
@@ -86,7 +80,7 @@ GenerateCall* GenerateCall::Start(RouterCore* core,
 
 void GenerateCall::Run() {
   const absl::Status status = Serve();
-  LogOutcome(status);
+  ReportOutcome(status);
   FinishWith(status);
   core_->Release();  // the last use of core_
   bool last;
@@ -187,10 +181,12 @@ absl::Status GenerateCall::Prefill(const ClusterView& view,
     return absl::CancelledError("the client cancelled the request");
   }
   auto stub = v1::PrefillWorker::NewStub(core_->Channel(worker.address));
+  const double dispatch_ms = MillisSince(start_);
   const grpc::Status status = stub->Prefill(&context, request, response);
   const bool departed = EndWorkerCall(&context, worker);
   if (!status.ok()) return WorkerError("prefill", worker, status, departed);
   outcome_.cached_tokens = response->cached_tokens();
+  outcome_.queue_ms = dispatch_ms + response->queue_us() / 1000.0;
   return absl::OkStatus();
 }
 
@@ -371,23 +367,37 @@ void GenerateCall::FinishWith(const absl::Status& status) {
   Finish(ToGrpcStatus(status));
 }
 
-void GenerateCall::LogOutcome(const absl::Status& status) const {
+void GenerateCall::ReportOutcome(const absl::Status& status) const {
   const std::string& id = request_.request_id.empty()
                               ? request_proto_->request_id()
                               : request_.request_id;
+  const std::string outcome = RequestOutcome(status, outcome_.finish);
+  const double e2e_ms = MillisSince(start_);
+  std::optional<double> ttft_ms;
+  if (outcome_.ttft_ms > 0) ttft_ms = outcome_.ttft_ms;
+  const std::optional<double> tpot_ms =
+      TimePerOutputToken(e2e_ms, outcome_.ttft_ms,
+                         ttft_ms.has_value() ? outcome_.completion_tokens : 0);
   std::string line = absl::StrCat(
-      "generate req=", id.empty() ? "-" : id, " outcome=",
-      absl::AsciiStrToLower(absl::StatusCodeToString(status.code())),
+      "generate req=", id.empty() ? "-" : id, " outcome=", outcome,
       " prompt_tokens=", outcome_.prompt_tokens,
       " cached_tokens=", outcome_.cached_tokens,
       " completion_tokens=", outcome_.completion_tokens,
-      " ttft_ms=", absl::StrFormat("%.1f", outcome_.ttft_ms),
-      " total_ms=", absl::StrFormat("%.1f", MillisSince(start_)),
-      " prefill=", outcome_.prefill_worker, " decode=", outcome_.decode_worker,
-      " finish=", FinishName(outcome_.finish));
+      " queue_ms=", FormatMs(outcome_.queue_ms), " ttft_ms=", FormatMs(ttft_ms),
+      " tpot_ms=", FormatMs(tpot_ms), " e2e_ms=", FormatMs(e2e_ms),
+      " prefill=", outcome_.prefill_worker, " decode=", outcome_.decode_worker);
   if (!status.ok())
     absl::StrAppend(&line, " status=\"", status.message(), "\"");
   LOG(INFO) << line;
+  RouterMetrics* metrics = core_->metrics();
+  if (metrics == nullptr) return;
+  metrics->RecordRequest({.outcome = outcome,
+                          .prompt_tokens = outcome_.prompt_tokens,
+                          .cached_tokens = outcome_.cached_tokens,
+                          .completion_tokens = outcome_.completion_tokens,
+                          .ttft_ms = ttft_ms,
+                          .queue_ms = outcome_.queue_ms,
+                          .e2e_ms = e2e_ms});
 }
 
 }  // namespace tandem

@@ -17,6 +17,7 @@
 #ifndef TANDEM_ROUTER_GENERATE_CALL_H_
 #define TANDEM_ROUTER_GENERATE_CALL_H_
 
+#include <optional>
 #include <string>
 
 #include "absl/base/thread_annotations.h"
@@ -51,7 +52,9 @@ class GenerateCall final
     int prompt_tokens = 0;
     int cached_tokens = 0;
     int completion_tokens = 0;
-    double ttft_ms = 0;
+    double ttft_ms = 0;  // 0 until the first token
+    // Until the prefill began computing; unset if no prefill answered.
+    std::optional<double> queue_ms;
     std::string prefill_worker = "-";
     std::string decode_worker = "-";
     v1::FinishReason finish = v1::FINISH_REASON_UNSPECIFIED;
@@ -86,7 +89,8 @@ class GenerateCall final
   bool EndWorkerCall(grpc::ClientContext* context, const WorkerState& worker)
       ABSL_LOCKS_EXCLUDED(mu_);
   bool cancelled() ABSL_LOCKS_EXCLUDED(mu_);
-  void LogOutcome(const absl::Status& status) const;
+  // Logs the request's one line and records it in the router's metrics.
+  void ReportOutcome(const absl::Status& status) const;
 
   RouterCore* const core_;
   grpc::CallbackServerContext* const context_;

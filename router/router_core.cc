@@ -11,6 +11,7 @@ RouterCore::RouterCore(ServedModel model, const RouterCoreOptions& options,
     : model_(std::move(model)),
       max_inflight_(options.max_inflight),
       lookup_(std::move(lookup)),
+      metrics_(options.metrics),
       registry_(options.worker_expiry, options.clock) {}
 
 std::shared_ptr<grpc::Channel> RouterCore::Channel(const std::string& address) {
@@ -64,12 +65,14 @@ bool RouterCore::TryAdmit() {
   absl::MutexLock lock(&mu_);
   if (inflight_ >= max_inflight_) return false;
   ++inflight_;
+  if (metrics_ != nullptr) metrics_->SetInflight(inflight_);
   return true;
 }
 
 void RouterCore::Release() {
   absl::MutexLock lock(&mu_);
   --inflight_;
+  if (metrics_ != nullptr) metrics_->SetInflight(inflight_);
 }
 
 void RouterCore::WaitIdle() {

@@ -23,6 +23,7 @@
 #include "engine/block_key.h"
 #include "grpcpp/grpcpp.h"
 #include "router/request_validation.h"
+#include "router/router_metrics.h"
 #include "router/worker_registry.h"
 
 namespace tandem {
@@ -37,6 +38,9 @@ struct RouterCoreOptions {
   // Workers leave rotation this long after their last load report.
   absl::Duration worker_expiry = absl::Seconds(3);
   WorkerRegistry::Clock clock = &absl::Now;
+  // Where calls report themselves; not owned, must outlive the core. Null:
+  // no metrics.
+  RouterMetrics* metrics = nullptr;
 };
 
 class RouterCore {
@@ -50,6 +54,8 @@ class RouterCore {
 
   const ServedModel& model() const { return model_; }
   WorkerRegistry& registry() { return registry_; }
+  // The metrics calls report to; null when there are none.
+  RouterMetrics* metrics() const { return metrics_; }
 
   // The registry's view (WorkerRegistry::View). Worker calls tracked for a
   // worker that this view finds expired are cancelled: a worker that hangs
@@ -91,6 +97,7 @@ class RouterCore {
   const ServedModel model_;
   const int max_inflight_;
   const PrefixLookup lookup_;
+  RouterMetrics* const metrics_;
   WorkerRegistry registry_;
 
   absl::Mutex mu_;

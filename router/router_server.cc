@@ -92,9 +92,11 @@ absl::StatusOr<std::unique_ptr<RouterServer>> RouterServer::Start(
       return store->LongestPrefix(chain);
     };
   }
+  router->router_metrics_ = std::make_unique<RouterMetrics>(router->metrics_);
   RouterCoreOptions core_options;
   core_options.max_inflight = options.max_inflight;
   core_options.worker_expiry = options.worker_expiry;
+  core_options.metrics = router->router_metrics_.get();
   router->core_ = std::make_unique<RouterCore>(std::move(model), core_options,
                                                std::move(lookup));
   RouterCore* core = router->core_.get();
@@ -124,7 +126,7 @@ absl::StatusOr<std::unique_ptr<RouterServer>> RouterServer::Start(
     TANDEM_ASSIGN_OR_RETURN(
         router->http_,
         HttpServer::Start(http, [r, &api](httplib::Server& server) {
-          AddMetricsRoute(server, r->metrics_);
+          AddMetricsRoute(server, r->metrics_, [r] { r->RefreshMetrics(); });
           AddOpenAiRoutes(server, api);
           server.Get("/health", [r](const httplib::Request&,
                                     httplib::Response& response) {
@@ -149,6 +151,11 @@ absl::StatusOr<std::unique_ptr<RouterServer>> RouterServer::Start(
 }
 
 RouterServer::~RouterServer() { Shutdown(absl::ZeroDuration()); }
+
+void RouterServer::RefreshMetrics() {
+  const ClusterView view = core_->View();
+  router_metrics_->SetWorkers(view.prefill.size(), view.decode.size());
+}
 
 void RouterServer::HealthLoop() {
   bool serving = false;
@@ -211,10 +218,16 @@ absl::Status RunRouter(const RouterOptions& options) {
             << " static_decode=" << options.decode_workers.size()
             << " worker_expiry_s="
             << absl::ToDoubleSeconds(options.worker_expiry)
-            << " max_inflight=" << options.max_inflight << " pid=" << getpid();
+            << " poll_interval_s="
+            << absl::ToDoubleSeconds(options.poll_interval)
+            << " store_timeout_s="
+            << absl::ToDoubleSeconds(options.store_timeout)
+            << " max_inflight=" << options.max_inflight
+            << " model_dir=" << options.model_dir << " pid=" << getpid();
   if (!router->http_address().empty()) {
     LOG(INFO) << "router http serving address=" << router->http_address()
-              << " threads=" << options.http_threads;
+              << " threads=" << options.http_threads << " metrics=http://"
+              << router->http_address() << "/metrics";
   }
   TANDEM_RETURN_IF_ERROR(
       WriteAddressFile(options.address_file, router->address()));

@@ -26,6 +26,7 @@
 #include "kvstore/kvstore_client.h"
 #include "prometheus/registry.h"
 #include "router/router_core.h"
+#include "router/router_metrics.h"
 #include "router/router_service.h"
 #include "router/worker_poller.h"
 #include "service/http_server.h"
@@ -106,9 +107,12 @@ class RouterServer {
   RouterServer() = default;
   // Keeps the "tandem.v1.Router" health status in step with the registry.
   void HealthLoop();
+  // Brings the gauges read from the registry up to date (before a scrape).
+  void RefreshMetrics();
 
   // Declared first so that it outlives everything that registers in it.
   prometheus::Registry metrics_;
+  std::unique_ptr<RouterMetrics> router_metrics_;
   std::unique_ptr<KvStoreClient> store_;
   std::unique_ptr<RouterCore> core_;
   std::unique_ptr<RouterService> router_service_;

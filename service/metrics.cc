@@ -1,5 +1,7 @@
 #include "service/metrics.h"
 
+#include <utility>
+
 #include "prometheus/text_serializer.h"
 
 namespace tandem {
@@ -9,23 +11,28 @@ std::string MetricsText(const prometheus::Registry& registry) {
 }
 
 void AddMetricsRoute(httplib::Server& server,
-                     const prometheus::Registry& registry) {
+                     const prometheus::Registry& registry,
+                     MetricsRefresh refresh) {
   server.Get("/metrics",
-             [&registry](const httplib::Request&, httplib::Response& response) {
+             [&registry, refresh = std::move(refresh)](
+                 const httplib::Request&, httplib::Response& response) {
+               if (refresh) refresh();
                response.set_content(MetricsText(registry),
                                     "text/plain; version=0.0.4; charset=utf-8");
              });
 }
 
 absl::StatusOr<std::unique_ptr<HttpServer>> StartMetricsServer(
-    const std::string& listen, const prometheus::Registry& registry) {
+    const std::string& listen, const prometheus::Registry& registry,
+    MetricsRefresh refresh) {
   if (listen.empty()) return nullptr;
   HttpServerOptions options;
   options.listen = listen;
   options.threads = 2;
-  return HttpServer::Start(options, [&registry](httplib::Server& server) {
-    AddMetricsRoute(server, registry);
-  });
+  return HttpServer::Start(
+      options, [&registry, &refresh](httplib::Server& server) {
+        AddMetricsRoute(server, registry, std::move(refresh));
+      });
 }
 
 const prometheus::Histogram::BucketBoundaries& LatencyBuckets() {
@@ -49,6 +56,33 @@ const prometheus::Histogram::BucketBoundaries& CountBuckets() {
       new prometheus::Histogram::BucketBoundaries{1,  2,   4,   8,   16,  32,
                                                   64, 128, 256, 512, 1024};
   return *buckets;
+}
+
+prometheus::Counter& AddCounter(prometheus::Registry& registry,
+                                const std::string& name,
+                                const std::string& help) {
+  return prometheus::BuildCounter()
+      .Name(name)
+      .Help(help)
+      .Register(registry)
+      .Add({});
+}
+
+prometheus::Gauge& AddGauge(prometheus::Registry& registry,
+                            const std::string& name, const std::string& help) {
+  return prometheus::BuildGauge().Name(name).Help(help).Register(registry).Add(
+      {});
+}
+
+prometheus::Histogram& AddHistogram(
+    prometheus::Registry& registry, const std::string& name,
+    const std::string& help,
+    const prometheus::Histogram::BucketBoundaries& buckets) {
+  return prometheus::BuildHistogram()
+      .Name(name)
+      .Help(help)
+      .Register(registry)
+      .Add({}, buckets);
 }
 
 }  // namespace tandem

@@ -7,6 +7,7 @@
 #ifndef TANDEM_SERVICE_METRICS_H_
 #define TANDEM_SERVICE_METRICS_H_
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -25,16 +26,24 @@ namespace tandem {
 // The registry's families in the Prometheus text exposition format 0.0.4.
 std::string MetricsText(const prometheus::Registry& registry);
 
+// Called before each scrape, to bring metrics read from elsewhere up to
+// date; may run on several of the server's threads at once.
+using MetricsRefresh = std::function<void()>;
+
 // Registers GET /metrics on `server`, serving `registry`, which must
-// outlive the server.
+// outlive the server. `refresh`, if set, runs before each scrape.
 void AddMetricsRoute(httplib::Server& server,
-                     const prometheus::Registry& registry);
+                     const prometheus::Registry& registry,
+                     MetricsRefresh refresh = nullptr);
 
 // Starts an HTTP server on `listen` that serves only /metrics for
-// `registry` (workers and the store, whose API is gRPC). An empty `listen`
-// starts nothing and returns nullptr.
+// `registry` (workers and the store, whose API is gRPC), running `refresh`
+// before each scrape if set. An empty `listen` starts nothing and returns
+// nullptr. InvalidArgument if `listen` is not host:port; Unavailable if it
+// cannot be bound.
 absl::StatusOr<std::unique_ptr<HttpServer>> StartMetricsServer(
-    const std::string& listen, const prometheus::Registry& registry);
+    const std::string& listen, const prometheus::Registry& registry,
+    MetricsRefresh refresh = nullptr);
 
 // Histogram bucket bounds in seconds for request-scale latencies: 1 ms to
 // 2 minutes, about three per decade.
@@ -45,6 +54,19 @@ const prometheus::Histogram::BucketBoundaries& StepBuckets();
 
 // Bucket bounds for counts such as batch sizes: 1, 2, 4, ... 1024.
 const prometheus::Histogram::BucketBoundaries& CountBuckets();
+
+// Registers a family `name` without labels in `registry` and returns its
+// one metric, owned by the registry. REQUIRES: `name` is a valid metric
+// name not registered with another type.
+prometheus::Counter& AddCounter(prometheus::Registry& registry,
+                                const std::string& name,
+                                const std::string& help);
+prometheus::Gauge& AddGauge(prometheus::Registry& registry,
+                            const std::string& name, const std::string& help);
+prometheus::Histogram& AddHistogram(
+    prometheus::Registry& registry, const std::string& name,
+    const std::string& help,
+    const prometheus::Histogram::BucketBoundaries& buckets);
 
 }  // namespace tandem
 

@@ -11,6 +11,9 @@ would get wrong, on the manifests' own terms:
     flags that binary defines (when the binaries are given), listen on the
     port they declare, have gRPC readiness and liveness probes on it,
     mount only volumes the pod defines, and find --model under a mount;
+  - metrics: a pod whose Tandem container serves /metrics (--metrics_listen,
+    or the router's --http_listen) has prometheus.io/scrape "true" and a
+    prometheus.io/port that is that server's port and a containerPort;
   - Services select some workload, and their target ports are that
     workload's container ports; a StatefulSet's serviceName is a headless
     Service;
@@ -164,6 +167,38 @@ class Checker:
                                  init=container not in containers)
         if workload["kind"] == "StatefulSet":
             self.check_stateful_service(where, spec.get("serviceName"))
+        if containers:
+            self.check_scrape(where, template, containers[0])
+
+    def check_scrape(self, where, template, container):
+        """Prometheus annotations agree with the metrics server's port."""
+        command = container.get("command") or []
+        if not command or command[0] not in TANDEM_BINARIES:
+            return
+        flags = parse_flags(container.get("args"))
+        listen = flags.get("http_listen" if command[0] == "router"
+                           else "metrics_listen")
+        annotations = (template.get("metadata") or {}).get("annotations") \
+            or {}
+        scrape = annotations.get("prometheus.io/scrape")
+        if not listen:
+            if scrape == "true":
+                self.problem(where, "prometheus.io/scrape is set but the "
+                             "container serves no /metrics")
+            return
+        if scrape != "true":
+            self.problem(where, "serves /metrics but has no "
+                         "prometheus.io/scrape: \"true\" annotation")
+            return
+        port = str(annotations.get("prometheus.io/port", ""))
+        declared = {p.get("containerPort") for p in
+                    container.get("ports") or []}
+        if not port.isdigit() or int(port) != port_of(listen):
+            self.problem(where, f"prometheus.io/port {port or '-'} is not "
+                         f"the metrics port {port_of(listen)}")
+        elif int(port) not in declared:
+            self.problem(where, f"prometheus.io/port {port} is not a "
+                         "containerPort")
 
     def check_container(self, where, container, volumes, init):
         where = f"{where} container {container.get('name', '?')}"
@@ -382,6 +417,11 @@ def self_test(directory, flags_by_binary):
             find("Deployment", "tandem-decode")).pop("image"),
         "an unknown apiVersion": lambda d: find(
             "Service", "tandem-kvstore").update(apiVersion="v2"),
+        "a scrape port that is not the metrics port": lambda d: find(
+            "Deployment", "tandem-decode")["spec"]["template"]["metadata"]
+        ["annotations"].update({"prometheus.io/port": "9999"}),
+        "a metrics port that is no containerPort": lambda d: main(
+            find("StatefulSet", "tandem-kvstore"))["ports"].pop(),
         "a model outside every mount": lambda d: set_arg(
             main(find("Deployment", "tandem-prefill")), "model",
             "/elsewhere/fortune"),

@@ -3,9 +3,9 @@
 # ports with a small random model and an API key, checks `status`, streams
 # a greedy completion through `tandem generate --router` and compares it
 # with local generation and with the HTTP API's, checks that both refuse a
-# missing key, refuses a second `up`, and checks that `down` stops every
-# process; then the same for `up --colocated` (store, router and one
-# colocated worker).
+# missing key, scrapes every node's /metrics, refuses a second `up`, and
+# checks that `down` stops every process; then the same for `up
+# --colocated` (store, router and one colocated worker).
 #
 # Usage: local_cluster_test.sh BUILD_DIR SOURCE_DIR
 set -euo pipefail
@@ -91,6 +91,22 @@ EOF
 cmp -s "$work/http.txt" "$work/remote.txt" ||
   fail "HTTP output '$(cat "$work/http.txt")' differs from gRPC" \
     "'$(cat "$work/remote.txt")'"
+# Every node's /metrics, as `up` printed them.
+scrape() {
+  python3 -c 'import sys, urllib.request
+print(urllib.request.urlopen(sys.argv[1], timeout=5).read().decode())' "$1"
+}
+for node in store-0 store-1 router prefill-0 decode-0; do
+  url=$(sed -n "s|^metrics: $node \(http://.*/metrics\)$|\1|p" "$work/up.out")
+  [[ -n $url ]] || fail "up printed no metrics address for $node"
+  scrape "$url" >"$work/$node.metrics" || fail "cannot scrape $node at $url"
+done
+# Two completions so far: one over gRPC, one over HTTP.
+awk '/^tandem_router_requests_total\{outcome="ok_(stop|length)"\}/ {n += $2}
+  END {exit n != 2}' "$work/router.metrics" ||
+  fail "the router did not count both completions"
+grep -Eq '^tandem_decode_generated_tokens_total [1-9]' \
+  "$work/decode-0.metrics" || fail "the decode worker counted no tokens"
 
 if "$script" up "${common[@]}" --model "$model" --router-port 0 \
     --base-port 0 2>"$work/again.err"; then
