@@ -128,6 +128,7 @@ absl::StatusOr<DecodeInput> DecodeInputFromProto(
   input.stop.assign(request.stop().begin(), request.stop().end());
   input.stop_token_ids.assign(request.stop_token_ids().begin(),
                               request.stop_token_ids().end());
+  input.ignore_eos = request.ignore_eos();
   return input;
 }
 

@@ -71,7 +71,8 @@ absl::Status RunPrefillNode(const PrefillNodeOptions& options) {
           std::move(engine), store.get(),
           PrefillWorkerOptions{
               .max_queued_requests = options.max_queued_requests,
-              .io_threads = options.io_threads}));
+              .io_threads = options.io_threads,
+              .prefix_reuse = options.prefix_reuse}));
   const std::string model_name =
       WorkerModelName(options.model_name, options.model_dir);
   PrefillService service(worker.get(), model_name, options.max_batch_sequences);

@@ -40,6 +40,10 @@ struct PrefillWorkerOptions {
   int max_queued_requests = 1024;
   // Threads of the fetch stage, and as many of the publish stage.
   int io_threads = 2;
+  // Whether the fetch stage looks up the prompt's leading blocks in the
+  // store and imports them. false computes every prompt in full (new
+  // blocks are still published: the decode worker reads them).
+  bool prefix_reuse = true;
 };
 
 // A snapshot of the worker's load.
