@@ -92,12 +92,13 @@ def plot_rates(reports, out_dir):
     groups = series(reports)
     written = []
     fig, ax = plt.subplots(figsize=(6, 4))
-    for name, runs in groups.items():
+    for i, (name, runs) in enumerate(groups.items()):
         x = [offered_rate(r) for r in runs]
         ax.plot(x, [r["summary"]["goodput"] for r in runs], marker="o",
-                label=f"{name} goodput")
+                color=f"C{i}", label=f"{name} goodput")
         ax.plot(x, [r["summary"]["request_throughput"] for r in runs],
-                marker="x", linestyle="--", label=f"{name} throughput")
+                marker="x", linestyle="--", color=f"C{i}",
+                label=f"{name} throughput")
     slo = reports[0][1]["config"]
     ax.set_title(f"goodput: TTFT <= {slo.get('slo_ttft_ms')} ms, "
                  f"TPOT <= {slo.get('slo_tpot_ms')} ms", fontsize="medium")

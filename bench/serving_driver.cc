@@ -153,7 +153,7 @@ class Run {
   }
 
   void OpenLoop(ArrivalSchedule& schedule) {
-    std::vector<std::thread> threads;
+    std::vector<Flight> flights;
     for (int64_t index = 0;; ++index) {
       std::optional<absl::Duration> arrival = schedule.Next();
       if (!arrival.has_value() || *arrival >= options_.duration ||
@@ -163,10 +163,16 @@ class Run {
       std::optional<BenchRequest> request = source_(index);
       if (!request.has_value()) break;
       absl::SleepFor(start_ + *arrival - absl::Now());
-      threads.emplace_back(
-          [this, request = *std::move(request)] { Send(request); });
+      ReapFinished(flights);
+      auto done = std::make_shared<std::atomic<bool>>(false);
+      flights.push_back(
+          {std::thread([this, done, request = *std::move(request)] {
+             Send(request);
+             done->store(true);
+           }),
+           done});
     }
-    for (std::thread& thread : threads) thread.join();
+    for (Flight& flight : flights) flight.thread.join();
   }
 
   void ClosedLoop() {
@@ -201,6 +207,22 @@ class Run {
   }
 
  private:
+  // An open-loop request's thread; `done` is set as it ends.
+  struct Flight {
+    std::thread thread;
+    std::shared_ptr<std::atomic<bool>> done;
+  };
+
+  // Joins the threads of finished requests, so that a long run does not
+  // keep them all.
+  static void ReapFinished(std::vector<Flight>& flights) {
+    auto finished = std::partition(
+        flights.begin(), flights.end(),
+        [](const Flight& flight) { return !flight.done->load(); });
+    for (auto it = finished; it != flights.end(); ++it) it->thread.join();
+    flights.erase(finished, flights.end());
+  }
+
   void Record(RequestRecord record) {
     absl::MutexLock lock(&mu_);
     if (record.code != absl::StatusCode::kOk) ++errors_;

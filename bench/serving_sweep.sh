@@ -72,4 +72,7 @@ for rate in $rates; do
     --label "$series rate=$rate" --out "$report" "${extra[@]}"
   reports+=("$report")
 done
-python3 bench/plot_serving.py --out "$out/plots" "${reports[@]}"
+# Debian's python3-matplotlib belongs to /usr/bin/python3.
+python=python3
+[[ -x /usr/bin/python3 ]] && python=/usr/bin/python3
+"$python" bench/plot_serving.py --out "$out/plots" "${reports[@]}"

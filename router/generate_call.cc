@@ -179,7 +179,6 @@ absl::Status GenerateCall::Prefill(const ClusterView& view,
   request.set_cached_blocks_hint(cached);
   *request.mutable_sampling() = request_.sampling_proto;
   request.set_logprobs(request_.logprobs);
-  request.set_ignore_eos(request_.ignore_eos);
 
   grpc::ClientContext context;
   if (!BeginWorkerCall(&context, worker)) {

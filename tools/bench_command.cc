@@ -2,6 +2,10 @@
 // cluster (bench/serving_driver.h); prints a summary table and writes the
 // JSON report, optionally with plots. See docs/cli.md and
 // docs/benchmarks.md.
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -285,12 +289,30 @@ absl::Status WriteReport(const std::string& path, const json& report) {
   return absl::OkStatus();
 }
 
+// Runs `argv` (argv[0] looked up on the PATH) and returns whether it
+// exited with status 0.
+bool RunProgram(std::vector<std::string> argv) {
+  std::vector<char*> args;
+  for (std::string& arg : argv) args.push_back(arg.data());
+  args.push_back(nullptr);
+  pid_t pid = 0;
+  if (posix_spawnp(&pid, args[0], nullptr, nullptr, args.data(), environ) !=
+      0) {
+    return false;
+  }
+  int status = 0;
+  if (waitpid(pid, &status, 0) != pid) return false;
+  return WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
+
 // Draws the plots; a failure is reported and leaves the report in place.
 void Plot(const BenchPlan& plan) {
-  const std::string command =
-      absl::StrCat("python3 '", absl::GetFlag(FLAGS_bench_plot_script),
-                   "' --out '", plan.plot_dir, "' '", plan.out, "'");
-  if (std::system(command.c_str()) != 0) {
+  // Debian's python3-matplotlib belongs to /usr/bin/python3, which may
+  // not be the first python3 on the PATH.
+  const std::string python =
+      access("/usr/bin/python3", X_OK) == 0 ? "/usr/bin/python3" : "python3";
+  if (!RunProgram({python, absl::GetFlag(FLAGS_bench_plot_script), "--out",
+                   plan.plot_dir, plan.out})) {
     ReportError(kCommand,
                 absl::UnavailableError(absl::StrCat(
                     "plotting failed (the report is in ", plan.out, ")")),
