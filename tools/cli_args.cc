@@ -25,10 +25,15 @@ bool InScope(const absl::CommandLineFlag& flag, const FlagScope& scope) {
          scope.files.end();
 }
 
+// The scope's prefix (std::string_view) as Abseil's string_view.
+absl::string_view Prefix(const FlagScope& scope) {
+  return absl::string_view(scope.prefix.data(), scope.prefix.size());
+}
+
 absl::CommandLineFlag* FindInScope(absl::string_view name,
                                    const FlagScope& scope) {
   absl::CommandLineFlag* flag =
-      absl::FindCommandLineFlag(absl::StrCat(scope.prefix, name));
+      absl::FindCommandLineFlag(absl::StrCat(Prefix(scope), name));
   return flag != nullptr && InScope(*flag, scope) ? flag : nullptr;
 }
 
@@ -37,7 +42,7 @@ absl::CommandLineFlag* FindInScope(absl::string_view name,
 std::string PublicName(const absl::CommandLineFlag& flag,
                        const FlagScope& scope) {
   absl::string_view name = flag.Name();
-  absl::ConsumePrefix(&name, scope.prefix);
+  absl::ConsumePrefix(&name, Prefix(scope));
   return std::string(name);
 }
 
@@ -177,7 +182,7 @@ absl::StatusOr<ParsedArgs> ParseArgs(absl::Span<char* const> args,
 std::string FlagsHelp(const FlagScope& scope) {
   std::vector<const absl::CommandLineFlag*> flags;
   for (const auto& [name, flag] : absl::GetAllFlags()) {
-    if (InScope(*flag, scope) && absl::StartsWith(name, scope.prefix)) {
+    if (InScope(*flag, scope) && absl::StartsWith(name, Prefix(scope))) {
       flags.push_back(flag);
     }
   }
