@@ -113,6 +113,7 @@ RequestRecord SendOne(v1::Router::Stub& stub, const BenchRequest& request,
       record.usage_prompt_tokens = reply.usage().prompt_tokens();
       record.usage_cached_tokens = reply.usage().cached_tokens();
       record.usage_completion_tokens = reply.usage().completion_tokens();
+      record.router_ttft_ms = reply.usage().time_to_first_token_ms();
     }
     if (reply.finish_reason() != v1::FINISH_REASON_UNSPECIFIED) {
       record.finish = FinishName(reply.finish_reason());

@@ -39,6 +39,8 @@ json RecordJson(const RequestRecord& r) {
       {"usage_prompt_tokens", Optional(r.usage_prompt_tokens)},
       {"usage_cached_tokens", Optional(r.usage_cached_tokens)},
       {"usage_completion_tokens", Optional(r.usage_completion_tokens)},
+      {"router_ttft_ms",
+       r.router_ttft_ms.has_value() ? json(*r.router_ttft_ms) : json(nullptr)},
       {"finish", r.finish},
       {"status", absl::StatusCodeToString(r.code)},
       {"error", r.error},

@@ -47,7 +47,8 @@ struct RequestRecord {
   std::optional<int> usage_prompt_tokens;
   std::optional<int> usage_cached_tokens;
   std::optional<int> usage_completion_tokens;
-  std::string finish;  // "stop", "length" or "" (none)
+  std::optional<double> router_ttft_ms;  // the router's own measurement
+  std::string finish;                    // "stop", "length" or "" (none)
   absl::StatusCode code = absl::StatusCode::kOk;
   std::string error;  // the status message when not OK
 };

@@ -162,6 +162,8 @@ TEST_F(BenchClusterTest, ClosedLoopRunWritesAReportWithEveryRequest) {
   for (const json& request : report["requests"]) {
     EXPECT_EQ(request["status"], "OK");
     EXPECT_EQ(request["generated_tokens"], 6);
+    EXPECT_EQ(request["usage_completion_tokens"], 6);
+    EXPECT_GT(request["router_ttft_ms"].get<double>(), 0);
     // One gap per reply after the first: the router may carry several
     // tokens in one reply.
     EXPECT_LE(request["itl_ms"].size(), 5u);
