@@ -125,6 +125,7 @@ absl::Status FillCommon(const Request& request, DecodeInput& input) {
   input.stop.assign(request.stop().begin(), request.stop().end());
   input.stop_token_ids.assign(request.stop_token_ids().begin(),
                               request.stop_token_ids().end());
+  input.ignore_eos = request.ignore_eos();
   return absl::OkStatus();
 }
 

@@ -63,6 +63,8 @@ struct DecodeInput {
   int max_tokens = 1;
   std::vector<std::string> stop;
   std::vector<int32_t> stop_token_ids;
+  // EOS does not end the sequence (stop token ids and strings still do).
+  bool ignore_eos = false;
 };
 
 // Converts `request`, checking what can be checked without the model.

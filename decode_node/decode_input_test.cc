@@ -53,6 +53,7 @@ TEST(DecodeInputTest, ConvertsEveryField) {
   EXPECT_EQ(input->sampling.seed, 99u);
   EXPECT_EQ(input->stop, std::vector<std::string>{"\n\n"});
   EXPECT_EQ(input->stop_token_ids, std::vector<int32_t>{10});
+  EXPECT_FALSE(input->ignore_eos);
   EXPECT_EQ(input->handoff.model, (Fingerprint{{1, 2}}));
   EXPECT_EQ(input->handoff.block_size, 4);
   ASSERT_EQ(input->handoff.full_blocks.size(), 1u);
@@ -60,6 +61,14 @@ TEST(DecodeInputTest, ConvertsEveryField) {
   ASSERT_TRUE(input->handoff.partial_block.has_value());
   EXPECT_EQ(*input->handoff.partial_block, (BlockKey{0, 4}));
   EXPECT_EQ(input->handoff.next_draw, 1u);
+}
+
+TEST(DecodeInputTest, IgnoreEosIsCarried) {
+  v1::DecodeRequest request = GoodRequest();
+  request.set_ignore_eos(true);
+  auto input = DecodeInputFromProto(request);
+  ASSERT_TRUE(input.ok()) << input.status();
+  EXPECT_TRUE(input->ignore_eos);
 }
 
 TEST(DecodeInputTest, NegativeLogprobsMeansNone) {
@@ -156,6 +165,15 @@ TEST(DecodeInputTest, ColocatedRequestBecomesAnInputThatComputesItsPrompt) {
             (std::vector<BlockKey>{BlockKey{3, 0}}));
   EXPECT_FALSE(input->handoff.partial_block.has_value());
   EXPECT_EQ(input->handoff.next_draw, 0u);
+  EXPECT_FALSE(input->ignore_eos);
+}
+
+TEST(DecodeInputTest, ColocatedIgnoreEosIsCarried) {
+  v1::ColocatedRequest request = GoodColocatedRequest();
+  request.set_ignore_eos(true);
+  auto input = ColocatedInputFromProto(request, Fingerprint{{7, 8}}, 4);
+  ASSERT_TRUE(input.ok()) << input.status();
+  EXPECT_TRUE(input->ignore_eos);
 }
 
 TEST(DecodeInputTest, RejectsMalformedColocatedRequestsNamingTheField) {

@@ -209,6 +209,22 @@ TEST_F(SchedulerTest, FirstTokenAloneEndsAMaxTokensOneRequest) {
   EXPECT_EQ(scheduler->Load().running, 0);
 }
 
+TEST_F(SchedulerTest, EosEndsTheSequenceUnlessIgnored) {
+  auto scheduler = MakeScheduler(64);
+  DecodeInput input = Handoff(Prompt(6, 5), Greedy(), 5);
+  input.first_token = 257;  // EOS
+  auto stopped = std::make_shared<Recorder>();
+  ASSERT_TRUE(scheduler->Submit(input, stopped).ok());
+  input.ignore_eos = true;
+  auto ignoring = std::make_shared<Recorder>();
+  ASSERT_TRUE(scheduler->Submit(input, ignoring).ok());
+  RunUntilDone(*scheduler, {stopped, ignoring});
+  ASSERT_EQ(stopped->tokens().size(), 1u);
+  EXPECT_EQ(stopped->tokens()[0].finish, FinishReason::kStop);
+  ASSERT_EQ(ignoring->tokens().size(), 5u);
+  EXPECT_EQ(ignoring->tokens().back().finish, FinishReason::kLength);
+}
+
 TEST_F(SchedulerTest, SequencesJoinAndLeaveTheBatchAtEveryStep) {
   auto scheduler = MakeScheduler(64);
   std::vector<DecodeInput> inputs;

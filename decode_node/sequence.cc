@@ -78,10 +78,12 @@ StopCriteria MakeStopCriteria(const ModelConfig& config,
                               const Tokenizer& tokenizer,
                               const DecodeInput& input) {
   StopCriteria criteria;
-  criteria.eos_ids.assign(config.eos_token_ids.begin(),
-                          config.eos_token_ids.end());
-  criteria.eos_ids.insert(criteria.eos_ids.end(), tokenizer.eos_ids().begin(),
-                          tokenizer.eos_ids().end());
+  if (!input.ignore_eos) {
+    criteria.eos_ids.assign(config.eos_token_ids.begin(),
+                            config.eos_token_ids.end());
+    criteria.eos_ids.insert(criteria.eos_ids.end(), tokenizer.eos_ids().begin(),
+                            tokenizer.eos_ids().end());
+  }
   criteria.stop_token_ids = input.stop_token_ids;
   criteria.stop_strings = input.stop;
   criteria.max_tokens = input.max_tokens;

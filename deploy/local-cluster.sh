@@ -34,6 +34,9 @@
 #                                   cores when T is 0
 #   --max-prefill-tokens-per-step P  the colocated worker's prompt tokens per
 #                                   step [its own default, 512]
+#   --prefill-flag F, --decode-flag F   an extra flag for every prefill (or
+#                                   decode) worker, e.g. --prefill-flag
+#                                   --prefix_reuse=false; repeatable
 #   --build-dir DIR [$TANDEM_BUILD_DIR or build]   where the binaries are
 #   --stop-timeout S [10]           seconds between SIGTERM and SIGKILL
 #   --lines N [20]                  lines per log for `logs`; --follow tails
@@ -45,7 +48,7 @@ cd "$(dirname "$0")/.."
 
 command=${1:-}
 if [[ -z $command || $command == -h || $command == --help ]]; then
-  sed -n '2,41' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,45p' "$0" | sed 's/^# \{0,1\}//'
   exit $([[ -z $command ]] && echo 2 || echo 0)
 fi
 shift
@@ -66,6 +69,7 @@ lines=20
 follow=0
 colocated=0
 prefill_budget=
+prefill_flags=() decode_flags=()
 
 die() { echo "local-cluster: $*" >&2; exit 2; }
 need_value() { [[ $# -ge 2 && -n $2 ]] || die "$1 needs a value"; }
@@ -94,6 +98,8 @@ while (($#)); do
     --build-dir) need_value "$@"; build_dir=$2; shift 2 ;;
     --follow) follow=1; shift ;;
     --colocated) colocated=1; shift ;;
+    --prefill-flag) need_value "$@"; prefill_flags+=("$2"); shift 2 ;;
+    --decode-flag) need_value "$@"; decode_flags+=("$2"); shift 2 ;;
     *) die "unknown flag '$1' (see $0 --help)" ;;
   esac
 done
@@ -261,15 +267,17 @@ up() {
     start_colocated
     return
   fi
-  local kind count
+  local kind count extra
   for kind in prefill decode; do
-    count=$prefill binary=$prefill_bin
-    [[ $kind == decode ]] && count=$decode binary=$decode_bin
+    count=$prefill binary=$prefill_bin extra=("${prefill_flags[@]}")
+    [[ $kind == decode ]] &&
+      count=$decode binary=$decode_bin extra=("${decode_flags[@]}")
     for ((i = 0; i < count; i++)); do
       metrics_flags "$kind-$i"
       start "$kind-$i" "$binary" --listen="$host:$port" --model="$model" \
         --kvstore="$store_list" --router="$router_address" \
-        --worker_id="$kind-$i" --threads="$threads" "${mflags[@]}"
+        --worker_id="$kind-$i" --threads="$threads" "${mflags[@]}" \
+        "${extra[@]}"
       ((base_port == 0)) || port=$((port + 1))
     done
   done

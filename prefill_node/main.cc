@@ -47,6 +47,10 @@ ABSL_FLAG(int, max_queued_requests, 1024,
           "requests get RESOURCE_EXHAUSTED");
 ABSL_FLAG(int, io_threads, 2,
           "threads that read blocks from the store, and as many that write");
+ABSL_FLAG(bool, prefix_reuse, true,
+          "reuse the leading prompt blocks the KV store already holds; "
+          "false computes every prompt in full (new blocks are still "
+          "written to the store, for the decode worker)");
 ABSL_FLAG(int, verbosity, 0,
           "verbose log level: 1 logs every step, 2 every block");
 
@@ -76,6 +80,7 @@ int main(int argc, char** argv) {
   options.max_batch_sequences = absl::GetFlag(FLAGS_max_batch_sequences);
   options.max_queued_requests = absl::GetFlag(FLAGS_max_queued_requests);
   options.io_threads = absl::GetFlag(FLAGS_io_threads);
+  options.prefix_reuse = absl::GetFlag(FLAGS_prefix_reuse);
   return tandem::ServerExitCode("prefill node",
                                 tandem::RunPrefillNode(options));
 }

@@ -81,7 +81,8 @@ absl::Status RunPrefillNode(const PrefillNodeOptions& options) {
           PrefillWorkerOptions{
               .max_queued_requests = options.max_queued_requests,
               .io_threads = options.io_threads,
-              .metrics = &metrics}));
+              .metrics = &metrics,
+              .prefix_reuse = options.prefix_reuse}));
   TANDEM_ASSIGN_OR_RETURN(std::unique_ptr<HttpServer> metrics_server,
                           StartMetricsServer(options.metrics_listen, registry));
   const std::string metrics_address =

@@ -43,6 +43,8 @@ struct PrefillNodeOptions {
   int max_batch_sequences = 64;
   int max_queued_requests = 1024;
   int io_threads = 2;
+  // Reuse prompt blocks the store already holds (PrefillWorkerOptions).
+  bool prefix_reuse = true;
 };
 
 // Runs the node until the process gets SIGINT or SIGTERM, then stops

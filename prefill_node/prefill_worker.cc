@@ -193,7 +193,9 @@ void PrefillWorker::FetchLoop() {
 
 absl::StatusOr<std::vector<std::string>> PrefillWorker::FetchStoredBlocks(
     const PrefillJob& job) {
-  if (job.block_keys.empty()) return std::vector<std::string>();
+  if (job.block_keys.empty() || !options_.prefix_reuse) {
+    return std::vector<std::string>();
+  }
   TANDEM_ASSIGN_OR_RETURN(size_t stored, store_->LongestPrefix(job.block_keys));
   stored = std::min(stored, job.block_keys.size());
   std::vector<absl::StatusOr<std::string>> got =

@@ -44,6 +44,10 @@ struct PrefillWorkerOptions {
   // Where the stages report; not owned, must outlive the worker. Null: no
   // metrics.
   PrefillMetrics* metrics = nullptr;
+  // Whether the fetch stage looks up the prompt's leading blocks in the
+  // store and imports them. false computes every prompt in full (new
+  // blocks are still published: the decode worker reads them).
+  bool prefix_reuse = true;
 };
 
 // A snapshot of the worker's load.

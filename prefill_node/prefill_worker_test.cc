@@ -140,7 +140,7 @@ class PrefillWorkerTest : public ::testing::Test {
 
   // Starts a worker whose cache holds `blocks` blocks.
   void StartWorker(int blocks = 64, int max_batch_tokens = 2048,
-                   int max_queued = 64) {
+                   int max_queued = 64, bool prefix_reuse = true) {
     auto model = Model::Load(*model_dir_, {.threads = 1});
     ASSERT_TRUE(model.ok()) << model.status();
     const KvLayout layout = (*model)->kv_layout(kBlockSize);
@@ -148,9 +148,10 @@ class PrefillWorkerTest : public ::testing::Test {
         *std::move(model), PagedKvCache::BlockStrideBytes(layout) * blocks,
         {.block_size = kBlockSize, .max_batch_tokens = max_batch_tokens});
     ASSERT_TRUE(engine.ok()) << engine.status();
-    auto worker = PrefillWorker::Create(
-        *std::move(engine), &store_,
-        {.max_queued_requests = max_queued, .io_threads = 2});
+    auto worker = PrefillWorker::Create(*std::move(engine), &store_,
+                                        {.max_queued_requests = max_queued,
+                                         .io_threads = 2,
+                                         .prefix_reuse = prefix_reuse});
     ASSERT_TRUE(worker.ok()) << worker.status();
     worker_ = *std::move(worker);
   }
@@ -295,6 +296,20 @@ TEST_F(PrefillWorkerTest, ReusesStoredPrefixBlocks) {
   EXPECT_EQ(result->cached_tokens, 32);
   EXPECT_EQ(result->computed_tokens, 5);
   EXPECT_EQ(result->first.token, GreedyToken(second));
+}
+
+TEST_F(PrefillWorkerTest, WithoutPrefixReuseComputesAllAndStillPublishes) {
+  StartWorker(64, 2048, 64, /*prefix_reuse=*/false);
+  const std::vector<int32_t> prompt = TestPrompt(40);
+  ASSERT_TRUE(Run(Job(prompt)).ok());
+  absl::StatusOr<PrefillResult> again = Run(Job(prompt));
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(again->cached_tokens, 0);
+  EXPECT_EQ(again->computed_tokens, 40);
+  EXPECT_EQ(again->first.token, GreedyToken(prompt));
+  for (const BlockKey& key : again->handoff.full_blocks) {
+    EXPECT_TRUE(store_.Find(key).has_value());
+  }
 }
 
 TEST_F(PrefillWorkerTest, ComputesOnlyTheLastTokenOfAFullyStoredPrompt) {

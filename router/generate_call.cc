@@ -219,6 +219,7 @@ absl::Status GenerateCall::Decode(const v1::PrefillResponse& prefill) {
   request.mutable_stop_token_ids()->Add(request_.stop_token_ids.begin(),
                                         request_.stop_token_ids.end());
   request.set_logprobs(request_.logprobs);
+  request.set_ignore_eos(request_.ignore_eos);
 
   grpc::ClientContext context;
   if (!BeginWorkerCall(&context, worker)) {

@@ -192,6 +192,7 @@ absl::StatusOr<ValidatedRequest> ValidateGenerateRequest(
   out.stop.assign(request.stop().begin(), request.stop().end());
   out.stop_token_ids.assign(request.stop_token_ids().begin(),
                             request.stop_token_ids().end());
+  out.ignore_eos = request.ignore_eos();
   return out;
 }
 

@@ -65,6 +65,7 @@ struct ValidatedRequest {
   std::vector<std::string> stop;
   std::vector<int32_t> stop_token_ids;
   int logprobs = -1;  // as requested: negative means none
+  bool ignore_eos = false;
 };
 
 // Checks `request` against `model`. `random` supplies a seed when the

@@ -81,6 +81,17 @@ TEST_F(RequestValidationTest, TokensAreUsedAsGiven) {
   EXPECT_THAT(request->prompt_ids, ElementsAre(5, 7));
 }
 
+TEST_F(RequestValidationTest, IgnoreEosIsCarriedAndOffByDefault) {
+  v1::GenerateRequest r = Text("a");
+  absl::StatusOr<ValidatedRequest> plain = Validate(r);
+  ASSERT_TRUE(plain.ok()) << plain.status();
+  EXPECT_FALSE(plain->ignore_eos);
+  r.set_ignore_eos(true);
+  absl::StatusOr<ValidatedRequest> ignoring = Validate(r);
+  ASSERT_TRUE(ignoring.ok()) << ignoring.status();
+  EXPECT_TRUE(ignoring->ignore_eos);
+}
+
 TEST_F(RequestValidationTest, DefaultsFillEverySamplingField) {
   v1::GenerateRequest r = Text("a");
   r.set_request_id("r");  // so the seed is the first random draw

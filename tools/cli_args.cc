@@ -13,6 +13,7 @@
 #include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/string_view.h"
+#include "absl/strings/strip.h"
 
 namespace tandem {
 namespace {
@@ -24,10 +25,25 @@ bool InScope(const absl::CommandLineFlag& flag, const FlagScope& scope) {
          scope.files.end();
 }
 
+// The scope's prefix (std::string_view) as Abseil's string_view.
+absl::string_view Prefix(const FlagScope& scope) {
+  return absl::string_view(scope.prefix.data(), scope.prefix.size());
+}
+
 absl::CommandLineFlag* FindInScope(absl::string_view name,
                                    const FlagScope& scope) {
-  absl::CommandLineFlag* flag = absl::FindCommandLineFlag(name);
+  absl::CommandLineFlag* flag =
+      absl::FindCommandLineFlag(absl::StrCat(Prefix(scope), name));
   return flag != nullptr && InScope(*flag, scope) ? flag : nullptr;
+}
+
+// The name a user gives `flag` (underscore spelling): its name without the
+// scope's prefix.
+std::string PublicName(const absl::CommandLineFlag& flag,
+                       const FlagScope& scope) {
+  absl::string_view name = flag.Name();
+  absl::ConsumePrefix(&name, Prefix(scope));
+  return std::string(name);
 }
 
 std::string Dashed(absl::string_view name) {
@@ -118,8 +134,8 @@ class Parser {
     if (!parsed.value.has_value()) {
       if (flag->IsOfType<bool>()) return Set(*flag, "true", arg);
       if (i_ + 1 >= args_.size()) {
-        return absl::InvalidArgumentError(
-            absl::StrCat("flag --", Dashed(flag->Name()), " needs a value"));
+        return absl::InvalidArgumentError(absl::StrCat(
+            "flag --", Dashed(PublicName(*flag, scope_)), " needs a value"));
       }
       parsed.value = args_[++i_];
     }
@@ -132,7 +148,7 @@ class Parser {
 
   absl::Status Set(absl::CommandLineFlag& flag, const std::string& value,
                    absl::string_view arg) {
-    const std::string name(flag.Name());
+    const std::string name = PublicName(flag, scope_);
     const bool repeatable =
         std::find(scope_.repeatable.begin(), scope_.repeatable.end(), name) !=
         scope_.repeatable.end();
@@ -166,7 +182,9 @@ absl::StatusOr<ParsedArgs> ParseArgs(absl::Span<char* const> args,
 std::string FlagsHelp(const FlagScope& scope) {
   std::vector<const absl::CommandLineFlag*> flags;
   for (const auto& [name, flag] : absl::GetAllFlags()) {
-    if (InScope(*flag, scope)) flags.push_back(flag);
+    if (InScope(*flag, scope) && absl::StartsWith(name, Prefix(scope))) {
+      flags.push_back(flag);
+    }
   }
   std::sort(flags.begin(), flags.end(),
             [](const auto* a, const auto* b) { return a->Name() < b->Name(); });
@@ -174,8 +192,8 @@ std::string FlagsHelp(const FlagScope& scope) {
   for (const absl::CommandLineFlag* flag : flags) {
     std::string value = flag->DefaultValue();
     if (flag->IsOfType<std::string>()) value = absl::StrCat("\"", value, "\"");
-    absl::StrAppend(&out, "  --", Dashed(flag->Name()), "=", value, "\n",
-                    Wrap(flag->Help(), "      ", 78));
+    absl::StrAppend(&out, "  --", Dashed(PublicName(*flag, scope)), "=", value,
+                    "\n", Wrap(flag->Help(), "      ", 78));
   }
   return out;
 }

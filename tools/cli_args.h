@@ -33,6 +33,10 @@ struct FlagScope {
   std::vector<std::string_view> files;
   // Flags (underscore spelling) that may be given more than once.
   std::vector<std::string_view> repeatable;
+  // If set, the flags are defined as `<prefix><name>` (so that their names
+  // cannot clash with other subcommands' flags) and given, listed and
+  // reported as --<name>. `repeatable` names them without the prefix.
+  std::string_view prefix;
 };
 
 struct ParsedArgs {

@@ -19,6 +19,9 @@ struct Command {
   int (*run)(absl::Span<char* const> args);
 };
 
+// `tandem bench --router HOST:PORT`: a serving benchmark against a cluster.
+int RunBenchCommand(absl::Span<char* const> args);
+
 // `tandem generate`: streams a continuation of --prompt to stdout.
 int RunGenerateCommand(absl::Span<char* const> args);
 

@@ -85,10 +85,6 @@ std::string RouterApiKey() {
 
 absl::StatusOr<v1::GenerateRequest> ToRouterRequest(
     const std::string& prompt, const GenerationRequest& request) {
-  if (request.ignore_eos) {
-    return absl::InvalidArgumentError(
-        "--ignore-eos is not available through a router");
-  }
   v1::GenerateRequest out;
   out.set_text(prompt);
   const SamplingParams& s = request.sampling;
@@ -102,6 +98,7 @@ absl::StatusOr<v1::GenerateRequest> ToRouterRequest(
   sampling->set_frequency_penalty(s.frequency_penalty);
   sampling->set_seed(s.seed);
   out.set_max_tokens(request.max_tokens);
+  out.set_ignore_eos(request.ignore_eos);
   for (const std::string& stop : request.stop) out.add_stop(stop);
   out.mutable_stop_token_ids()->Add(request.stop_token_ids.begin(),
                                     request.stop_token_ids.end());

@@ -25,7 +25,7 @@ std::string RouterApiKey();
 
 // The router's request for `prompt` (tokenized by the router) and the
 // settings of `request` (its prompt_ids are ignored). InvalidArgument for a
-// setting the cluster API cannot express (ignore_eos).
+// setting the cluster API cannot express (none at present).
 absl::StatusOr<v1::GenerateRequest> ToRouterRequest(
     const std::string& prompt, const GenerationRequest& request);
 

@@ -1,7 +1,5 @@
 // `tandem score FILE`: bits per byte of a text under a model, as
 // tools/bits_per_byte.h defines it. See docs/cli.md.
-#include <unistd.h>
-
 #include <cstdio>
 #include <optional>
 #include <string>
@@ -15,6 +13,7 @@
 #include "tools/cli_args.h"
 #include "tools/cli_common.h"
 #include "tools/commands.h"
+#include "tools/progress_line.h"
 
 ABSL_FLAG(bool, fortunes, false,
           "the file holds fortunes separated by lines of a lone '%'; each is "
@@ -42,28 +41,6 @@ constexpr char kUsage[] =
     "EOS per document for the default model; each document starts with\n"
     "BOS) divided by the UTF-8 bytes plus the predicted EOS tokens.\n"
     "Progress goes to stderr when it is a terminal.\n\nFlags:\n";
-
-// Shows "\rscored N/M tokens (P%)" on a terminal, nothing elsewhere.
-class ProgressLine {
- public:
-  ProgressLine() : enabled_(isatty(STDERR_FILENO)) {}
-  ~ProgressLine() {
-    if (shown_) std::fputs("\n", stderr);
-  }
-
-  void Update(int64_t done, int64_t total) {
-    if (!enabled_ || total == 0) return;
-    std::fprintf(stderr, "\rscored %lld/%lld tokens (%d%%)",
-                 static_cast<long long>(done), static_cast<long long>(total),
-                 static_cast<int>(100 * done / total));
-    std::fflush(stderr);
-    shown_ = true;
-  }
-
- private:
-  const bool enabled_;
-  bool shown_ = false;
-};
 
 int Score(const std::string& path) {
   if (absl::Status threads = CheckThreadsFlag(absl::GetFlag(FLAGS_threads));
@@ -97,10 +74,13 @@ int Score(const std::string& path) {
   absl::StatusOr<ScoreResult> result;
   {
     ProgressLine progress;
-    result = ScoreDocuments(*loaded->model, *loaded->tokenizer, documents,
-                            options, [&progress](int64_t done, int64_t total) {
-                              progress.Update(done, total);
-                            });
+    result = ScoreDocuments(
+        *loaded->model, *loaded->tokenizer, documents, options,
+        [&progress](int64_t done, int64_t total) {
+          if (total == 0) return;
+          progress.Show(absl::StrFormat("scored %d/%d tokens (%d%%)", done,
+                                        total, 100 * done / total));
+        });
   }
   if (!result.ok()) {
     return ReportError(kCommand, result.status(), kExitRuntimeError);

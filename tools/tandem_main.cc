@@ -13,6 +13,8 @@ namespace tandem {
 namespace {
 
 constexpr Command kCommands[] = {
+    {"bench", "a serving benchmark against a running cluster's router",
+     RunBenchCommand},
     {"generate", "stream a continuation of a prompt (here or via --router)",
      RunGenerateCommand},
     {"health", "a server's gRPC health (router, worker, store)",
@@ -53,8 +55,8 @@ int RunTandem(int argc, char** argv) {
     if (command.name == name) return command.run(args.subspan(1));
   }
   std::fprintf(stderr,
-               "tandem: unknown subcommand '%s' (expected generate, health, "
-               "score or tokenize; see tandem --help)\n",
+               "tandem: unknown subcommand '%s' (expected bench, generate, "
+               "health, score or tokenize; see tandem --help)\n",
                argv[1]);
   return kExitUsageError;
 }
