@@ -164,28 +164,25 @@ absl::Status RunDecodeNode(const DecodeNodeOptions& options) {
       WriteAddressFile(options.address_file, server.address));
 
   const Fingerprint& fingerprint = model->fingerprint();
-  LOG(INFO) << "decode node serving address=" << server.address
-            << " model=" << model_name
-            << absl::StrFormat(" fingerprint=%016x%016x", fingerprint.words[1],
-                               fingerprint.words[0])
-            << " block_size=" << options.block_size
-            << " kv_blocks=" << scheduler->Load().total_blocks
-            << " max_batch=" << options.max_batch
-            << " max_waiting=" << options.max_waiting
-            << " colocated=" << (options.colocated ? "true" : "false")
-            << " max_prefill_tokens_per_step="
-            << options.max_prefill_tokens_per_step
-            << " fetch_threads=" << options.fetch_threads
-            << " threads=" << options.threads
-            << " kv_cache_bytes=" << options.kv_cache_bytes << " kvstore="
-            << (options.kvstore.empty() ? "-"
-                                        : absl::StrJoin(options.kvstore, ","))
-            << " kvstore_timeout_s="
-            << absl::ToDoubleSeconds(options.kvstore_timeout)
-            << " router=" << (options.router.empty() ? "-" : options.router)
-            << " worker_id="
-            << (options.worker_id.empty() ? "-" : options.worker_id)
-            << " metrics=" << (metrics_address.empty() ? "-" : metrics_address);
+  LOG(INFO)
+      << "decode node serving address=" << server.address
+      << " model=" << model_name
+      << absl::StrFormat(" fingerprint=%016x%016x", fingerprint.words[1],
+                         fingerprint.words[0])
+      << " block_size=" << options.block_size
+      << " kv_blocks=" << scheduler->Load().total_blocks
+      << " max_batch=" << options.max_batch
+      << " max_waiting=" << options.max_waiting
+      << " colocated=" << (options.colocated ? "true" : "false")
+      << " max_prefill_tokens_per_step=" << options.max_prefill_tokens_per_step
+      << " fetch_threads=" << options.fetch_threads
+      << " threads=" << options.threads
+      << " kv_cache_bytes=" << options.kv_cache_bytes << " kvstore="
+      << (options.kvstore.empty() ? "-" : absl::StrJoin(options.kvstore, ","))
+      << " kvstore_timeout_s=" << absl::ToDoubleSeconds(options.kvstore_timeout)
+      << " router=" << (options.router.empty() ? "-" : options.router)
+      << " worker_id=" << (options.worker_id.empty() ? "-" : options.worker_id)
+      << " metrics=" << (metrics_address.empty() ? "-" : metrics_address);
   std::unique_ptr<HeartbeatSender> heartbeat = StartWorkerHeartbeat(
       options.router, options.worker_id, options.advertise_address,
       server.address, options.colocated ? "colocated" : "decode",
