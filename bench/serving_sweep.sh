@@ -65,12 +65,19 @@ fi
 
 series=$(basename "$out")
 reports=()
+# Each rate gets its own seed (1000 x its position in the list), so a run
+# never finds the previous run's prompts in the store: with one seed, every
+# rate after the first would have its prompts cached. A --seed after -- wins
+# and brings that back. (A trace's prompts come from its hash ids, not the
+# seed: give each trace run a fresh cluster.)
+seed=0
 for rate in $rates; do
   report=$out/rate-$rate.json
   echo "== $series: rate $rate req/s -> $report"
-  "$tandem" bench --router "$router" --rate "$rate" \
+  "$tandem" bench --router "$router" --rate "$rate" --seed "$seed" \
     --label "$series rate=$rate" --out "$report" "${extra[@]}"
   reports+=("$report")
+  seed=$((seed + 1000))
 done
 # Debian's python3-matplotlib belongs to /usr/bin/python3.
 python=python3
