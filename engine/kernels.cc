@@ -4,6 +4,7 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 
 #include "engine/small_batch_kernel.h"
@@ -36,9 +37,23 @@ void AddBias(const float* bias, int m, int n, float* y, int ldy) {
 
 }  // namespace
 
+namespace {
+// The count given to SetEngineThreads; 0 until it is called.
+std::atomic<int> engine_threads{0};
+}  // namespace
+
 void SetEngineThreads(int threads) {
+  engine_threads.store(threads, std::memory_order_relaxed);
   omp_set_num_threads(threads);
   openblas_set_num_threads(threads);
+}
+
+void UseEngineThreads() {
+  const int threads = engine_threads.load(std::memory_order_relaxed);
+  // OpenBLAS's OpenMP build follows the calling thread's OpenMP count.
+  if (threads > 0 && omp_get_max_threads() != threads) {
+    omp_set_num_threads(threads);
+  }
 }
 
 int EngineThreads() { return omp_get_max_threads(); }

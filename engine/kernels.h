@@ -13,9 +13,16 @@
 
 namespace tandem {
 
-// Sets the size of the engine's thread pool (OpenMP and OpenBLAS alike).
-// REQUIRES: threads >= 1.
+// Sets the size of the engine's thread pool (OpenMP and OpenBLAS alike),
+// for the calling thread and for every thread that calls UseEngineThreads
+// afterwards. REQUIRES: threads >= 1.
 void SetEngineThreads(int threads);
+// Makes the calling thread run parallel work on the count last given to
+// SetEngineThreads, if any. OpenMP keeps that count per thread: without
+// this, a thread other than the one that set it (a server's scheduler
+// thread) would use one thread per core. Model's entry points call it;
+// it costs a load and a compare when nothing changes.
+void UseEngineThreads();
 int EngineThreads();
 
 // out[r, :] = x[r, :] / sqrt(mean(x[r, :]^2) + eps) * weight[:].

@@ -1,8 +1,11 @@
 #include "engine/kernels.h"
 
+#include <omp.h>
+
 #include <cmath>
 #include <cstdint>
 #include <ostream>
+#include <thread>
 #include <vector>
 
 #include "engine/small_batch_kernel.h"
@@ -88,6 +91,24 @@ INSTANTIATE_TEST_SUITE_P(
     testing::Values(Shape{1, 64, 96}, Shape{1, 37, 13}, Shape{2, 96, 33},
                     Shape{5, 17, 7}, Shape{16, 768, 70}, Shape{32, 100, 129},
                     Shape{33, 64, 40}, Shape{70, 130, 65}, Shape{16, 1100, 9}));
+
+TEST(KernelsTest, EngineThreadsReachThreadsStartedLater) {
+  const int before = EngineThreads();
+  // A count no default gives: OpenMP's default is one thread per core.
+  const int wanted = omp_get_num_procs() + 1;
+  SetEngineThreads(wanted);
+  int seen_without = 0;
+  int seen_with = 0;
+  std::thread other([&] {
+    seen_without = omp_get_max_threads();
+    UseEngineThreads();
+    seen_with = omp_get_max_threads();
+  });
+  other.join();
+  EXPECT_NE(seen_without, wanted);  // OpenMP keeps the count per thread
+  EXPECT_EQ(seen_with, wanted);
+  SetEngineThreads(before);
+}
 
 TEST(KernelsTest, RmsNormScalesByRootMeanSquare) {
   const std::vector<float> x = {1, 2, 3, 4, -1, -1, -1, -1};

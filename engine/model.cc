@@ -115,6 +115,7 @@ absl::Status Model::Prefill(absl::Span<const Chunk> chunks, PagedKvCache& cache,
                             Logits which, std::vector<float>* logits) {
   if (chunks.empty()) return absl::InvalidArgumentError("empty batch");
   TANDEM_RETURN_IF_ERROR(Validate(chunks, cache));
+  UseEngineThreads();
   Forward(chunks, cache, which, logits);
   return absl::OkStatus();
 }
