@@ -32,7 +32,9 @@ namespace {
 namespace fs = std::filesystem;
 using ::testing::HasSubstr;
 
+using scheduler_testing::FreeTinyModel;
 using scheduler_testing::Greedy;
+using scheduler_testing::LoadTinyModel;
 using scheduler_testing::MapBlockSource;
 using scheduler_testing::Prompt;
 using scheduler_testing::Recorder;
@@ -41,35 +43,10 @@ using scheduler_testing::Seeded;
 class SchedulerTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    dir_ = new fs::path(fs::path(::testing::TempDir()) /
-                        absl::StrCat("scheduler_test_", getpid()));
-    fs::remove_all(*dir_);
-    RandomModelFlags flags;
-    flags.out = dir_->string();
-    flags.seed = 11;
-    flags.hidden_size = 32;
-    flags.intermediate_size = 64;
-    flags.num_layers = 2;
-    flags.num_heads = 2;
-    flags.vocab_size = 258;
-    flags.max_position_embeddings = 256;
-    flags.bos_token_id = 256;
-    flags.eos_token_id = "257";
-    auto options = RandomModelOptionsFromFlags(flags);
-    ASSERT_TRUE(options.ok()) << options.status();
-    ASSERT_TRUE(WriteRandomModel(*options, *dir_).ok());
-    auto model = Model::Load(*dir_, ModelOptions{.threads = 1});
-    ASSERT_TRUE(model.ok()) << model.status();
-    model_ = model->release();
-    tokenizer_ = ByteTokenizer::Create(256, 257)->release();
+    LoadTinyModel("scheduler_test", &dir_, &model_, &tokenizer_);
   }
 
-  static void TearDownTestSuite() {
-    delete model_;
-    delete tokenizer_;
-    fs::remove_all(*dir_);
-    delete dir_;
-  }
+  static void TearDownTestSuite() { FreeTinyModel(dir_, model_, tokenizer_); }
 
   // A scheduler driven by Step, with `blocks` cache blocks.
   std::unique_ptr<Scheduler> MakeScheduler(int blocks, int max_batch = 8,

@@ -1,17 +1,21 @@
-// Test helpers shared by the scheduler's tests: an in-memory block store,
-// an observer that records one sequence's output, prompts and sampling
-// parameters for the tiny byte-level test model (BOS 256).
+// Test helpers shared by the scheduler's tests: the tiny byte-level test
+// model, an in-memory block store, an observer that records one sequence's
+// output, prompts and sampling parameters for that model (BOS 256).
 #ifndef TANDEM_DECODE_NODE_SCHEDULER_TEST_UTIL_H_
 #define TANDEM_DECODE_NODE_SCHEDULER_TEST_UTIL_H_
 
+#include <unistd.h>
+
 #include <cstddef>
 #include <cstdint>
+#include <filesystem>
 #include <string>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
@@ -19,8 +23,11 @@
 #include "decode_node/block_source.h"
 #include "decode_node/decode_input.h"
 #include "decode_node/sequence.h"
+#include "engine/byte_tokenizer.h"
 #include "engine/kv_block_codec.h"
+#include "engine/model.h"
 #include "gtest/gtest.h"
+#include "tools/random_model.h"
 
 namespace tandem {
 namespace scheduler_testing {
@@ -152,6 +159,45 @@ class Recorder : public SequenceObserver {
   int cached_tokens_ ABSL_GUARDED_BY(mu_) = -1;
   absl::Notification done_;
 };
+
+// The tiny byte-level model every scheduler test runs (seed 11, hidden 32,
+// 2 layers, vocab 258, BOS 256, EOS 257, context 256, one engine thread),
+// written to `name` under the test's temporary directory. For a suite's
+// SetUpTestSuite: sets the three outputs, which FreeTinyModel deletes; a
+// failure fails the current test.
+inline void LoadTinyModel(const std::string& name, std::filesystem::path** dir,
+                          Model** model, Tokenizer** tokenizer) {
+  *dir = new std::filesystem::path(std::filesystem::path(::testing::TempDir()) /
+                                   absl::StrCat(name, "_", getpid()));
+  std::filesystem::remove_all(**dir);
+  RandomModelFlags flags;
+  flags.out = (*dir)->string();
+  flags.seed = 11;
+  flags.hidden_size = 32;
+  flags.intermediate_size = 64;
+  flags.num_layers = 2;
+  flags.num_heads = 2;
+  flags.vocab_size = 258;
+  flags.max_position_embeddings = 256;
+  flags.bos_token_id = 256;
+  flags.eos_token_id = "257";
+  auto options = RandomModelOptionsFromFlags(flags);
+  ASSERT_TRUE(options.ok()) << options.status();
+  ASSERT_TRUE(WriteRandomModel(*options, **dir).ok());
+  auto loaded = Model::Load(**dir, ModelOptions{.threads = 1});
+  ASSERT_TRUE(loaded.ok()) << loaded.status();
+  *model = loaded->release();
+  *tokenizer = ByteTokenizer::Create(256, 257)->release();
+}
+
+// Undoes LoadTinyModel, files included.
+inline void FreeTinyModel(std::filesystem::path* dir, Model* model,
+                          Tokenizer* tokenizer) {
+  delete model;
+  delete tokenizer;
+  if (dir != nullptr) std::filesystem::remove_all(*dir);
+  delete dir;
+}
 
 inline std::vector<int32_t> Prompt(int length, int salt) {
   std::vector<int32_t> ids = {256};
