@@ -38,6 +38,7 @@ using scheduler_testing::LoadTinyModel;
 using scheduler_testing::MapBlockSource;
 using scheduler_testing::Prompt;
 using scheduler_testing::Recorder;
+using scheduler_testing::RunUntilDone;
 using scheduler_testing::Seeded;
 
 class SchedulerTest : public ::testing::Test {
@@ -75,47 +76,13 @@ class SchedulerTest : public ::testing::Test {
     return handoff->input;
   }
 
-  // What local generation produces for `input`.
   static std::vector<GeneratedToken> Local(const DecodeInput& input) {
-    GenerationRequest request;
-    request.prompt_ids = input.prompt;
-    request.sampling = input.sampling;
-    request.max_tokens = input.max_tokens;
-    request.stop = input.stop;
-    request.stop_token_ids = input.stop_token_ids;
-    std::vector<GeneratedToken> tokens;
-    auto result = Generate(*model_, *tokenizer_, request,
-                           [&tokens](const GeneratedToken& token) {
-                             tokens.push_back(token);
-                             return absl::OkStatus();
-                           });
-    EXPECT_TRUE(result.ok()) << result.status();
-    return tokens;
+    return scheduler_testing::LocalTokens(*model_, *tokenizer_, input);
   }
 
   static void ExpectSameStream(const std::vector<GeneratedToken>& got,
                                const std::vector<GeneratedToken>& want) {
-    ASSERT_EQ(got.size(), want.size());
-    for (size_t i = 0; i < got.size(); ++i) {
-      EXPECT_EQ(got[i].token, want[i].token) << "token " << i;
-      EXPECT_EQ(got[i].text, want[i].text) << "token " << i;
-      EXPECT_EQ(got[i].finish, want[i].finish) << "token " << i;
-      if (i == 0) continue;  // the prefill's logprobs travel separately
-      EXPECT_NEAR(got[i].logprob, want[i].logprob, 1e-3) << "token " << i;
-      EXPECT_EQ(got[i].top_logprobs.size(), want[i].top_logprobs.size());
-    }
-  }
-
-  static void RunUntilDone(Scheduler& scheduler,
-                           const std::vector<std::shared_ptr<Recorder>>& all,
-                           int max_steps = 400) {
-    for (int step = 0; step < max_steps; ++step) {
-      bool done = true;
-      for (const auto& recorder : all) done = done && recorder->done();
-      if (done) return;
-      scheduler.Step();
-    }
-    FAIL() << "sequences did not finish in " << max_steps << " steps";
+    scheduler_testing::ExpectSameStream(got, want, /*first_logprobs=*/false);
   }
 
   static fs::path* dir_;

@@ -9,6 +9,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -22,8 +23,10 @@
 #include "absl/types/span.h"
 #include "decode_node/block_source.h"
 #include "decode_node/decode_input.h"
+#include "decode_node/scheduler.h"
 #include "decode_node/sequence.h"
 #include "engine/byte_tokenizer.h"
+#include "engine/generation.h"
 #include "engine/kv_block_codec.h"
 #include "engine/model.h"
 #include "gtest/gtest.h"
@@ -197,6 +200,57 @@ inline void FreeTinyModel(std::filesystem::path* dir, Model* model,
   delete tokenizer;
   if (dir != nullptr) std::filesystem::remove_all(*dir);
   delete dir;
+}
+
+// What local generation (engine/generation.h) produces for `input`.
+inline std::vector<GeneratedToken> LocalTokens(Model& model,
+                                               const Tokenizer& tokenizer,
+                                               const DecodeInput& input) {
+  GenerationRequest request;
+  request.prompt_ids = input.prompt;
+  request.sampling = input.sampling;
+  request.max_tokens = input.max_tokens;
+  request.stop = input.stop;
+  request.stop_token_ids = input.stop_token_ids;
+  std::vector<GeneratedToken> tokens;
+  auto result = Generate(model, tokenizer, request,
+                         [&tokens](const GeneratedToken& token) {
+                           tokens.push_back(token);
+                           return absl::OkStatus();
+                         });
+  EXPECT_TRUE(result.ok()) << result.status();
+  return tokens;
+}
+
+// Expects `got` to be `want` token for token: ids, text, finish reasons
+// and logprobs (those of the first token only if `first_logprobs`: a
+// disaggregated first token's come from the prefill, not the scheduler).
+inline void ExpectSameStream(const std::vector<GeneratedToken>& got,
+                             const std::vector<GeneratedToken>& want,
+                             bool first_logprobs) {
+  ASSERT_EQ(got.size(), want.size());
+  for (size_t i = 0; i < got.size(); ++i) {
+    EXPECT_EQ(got[i].token, want[i].token) << "token " << i;
+    EXPECT_EQ(got[i].text, want[i].text) << "token " << i;
+    EXPECT_EQ(got[i].finish, want[i].finish) << "token " << i;
+    if (i == 0 && !first_logprobs) continue;
+    EXPECT_NEAR(got[i].logprob, want[i].logprob, 1e-3) << "token " << i;
+    EXPECT_EQ(got[i].top_logprobs.size(), want[i].top_logprobs.size());
+  }
+}
+
+// Steps `scheduler` until every recorder is done; fails the test after
+// `max_steps`.
+inline void RunUntilDone(Scheduler& scheduler,
+                         const std::vector<std::shared_ptr<Recorder>>& all,
+                         int max_steps = 400) {
+  for (int step = 0; step < max_steps; ++step) {
+    bool done = true;
+    for (const auto& recorder : all) done = done && recorder->done();
+    if (done) return;
+    scheduler.Step();
+  }
+  FAIL() << "sequences did not finish in " << max_steps << " steps";
 }
 
 inline std::vector<int32_t> Prompt(int length, int salt) {
