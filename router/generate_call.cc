@@ -205,21 +205,12 @@ absl::Status GenerateCall::Decode(const v1::PrefillResponse& prefill) {
   core_->registry().RecordSent(worker.id, 0, 1, blocks);
 
   v1::DecodeRequest request;
-  request.set_request_id(request_.request_id);
-  request.mutable_prompt_token_ids()->Add(request_.prompt_ids.begin(),
-                                          request_.prompt_ids.end());
+  FillWorkerRequest(request);
   request.set_first_token(prefill.first_token());
   if (prefill.has_first_logprobs()) {
     *request.mutable_first_logprobs() = prefill.first_logprobs();
   }
   *request.mutable_handoff() = prefill.handoff();
-  *request.mutable_sampling() = request_.sampling_proto;
-  request.set_max_tokens(request_.max_tokens);
-  for (const std::string& stop : request_.stop) request.add_stop(stop);
-  request.mutable_stop_token_ids()->Add(request_.stop_token_ids.begin(),
-                                        request_.stop_token_ids.end());
-  request.set_logprobs(request_.logprobs);
-  request.set_ignore_eos(request_.ignore_eos);
 
   grpc::ClientContext context;
   if (!BeginWorkerCall(&context, worker)) {

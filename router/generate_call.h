@@ -70,6 +70,22 @@ class GenerateCall final
   absl::Status Decode(const v1::PrefillResponse& prefill);
   // The whole request on a colocated worker (generate_call_colocated.cc).
   absl::Status Colocated(const ClusterView& view);
+  // Copies the request's id, prompt and generation settings (sampling,
+  // max_tokens, stop strings and ids, logprobs, ignore_eos) into a worker
+  // request: a DecodeRequest or a ColocatedRequest.
+  template <typename WorkerRequest>
+  void FillWorkerRequest(WorkerRequest& out) const {
+    out.set_request_id(request_.request_id);
+    out.mutable_prompt_token_ids()->Add(request_.prompt_ids.begin(),
+                                        request_.prompt_ids.end());
+    *out.mutable_sampling() = request_.sampling_proto;
+    out.set_max_tokens(request_.max_tokens);
+    for (const std::string& stop : request_.stop) out.add_stop(stop);
+    out.mutable_stop_token_ids()->Add(request_.stop_token_ids.begin(),
+                                      request_.stop_token_ids.end());
+    out.set_logprobs(request_.logprobs);
+    out.set_ignore_eos(request_.ignore_eos);
+  }
   // Reads the decode stream until it ends; OK once a finish reason came.
   absl::Status Relay(grpc::ClientReaderInterface<v1::DecodeResponse>& reader);
   // A worker call's failure as the client should see it.

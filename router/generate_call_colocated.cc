@@ -31,18 +31,9 @@ absl::Status GenerateCall::Colocated(const ClusterView& view) {
   core_->registry().RecordSent(worker.id, uncached, 1, blocks);
 
   v1::ColocatedRequest request;
-  request.set_request_id(request_.request_id);
-  request.mutable_prompt_token_ids()->Add(request_.prompt_ids.begin(),
-                                          request_.prompt_ids.end());
+  FillWorkerRequest(request);
   for (const BlockKey& key : keys) ToProto(key, request.add_block_keys());
   request.set_cached_blocks_hint(cached);
-  *request.mutable_sampling() = request_.sampling_proto;
-  request.set_max_tokens(request_.max_tokens);
-  for (const std::string& stop : request_.stop) request.add_stop(stop);
-  request.mutable_stop_token_ids()->Add(request_.stop_token_ids.begin(),
-                                        request_.stop_token_ids.end());
-  request.set_logprobs(request_.logprobs);
-  request.set_ignore_eos(request_.ignore_eos);
 
   grpc::ClientContext context;
   if (!BeginWorkerCall(&context, worker)) {
