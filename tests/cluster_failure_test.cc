@@ -70,31 +70,7 @@ TEST_F(ClusterTest, BadRequestsGetTheirCodeAndLeaveNothingAllocated) {
 
 TEST_F(ClusterTest, CancellingAStreamFreesItsBlocksOnTheDecodeWorker) {
   StartCluster({});
-  const int kTokens = kContext - 64;
-  const v1::GenerateRequest request =
-      Greedy(LongGreedyPrompt(kTokens), kTokens);
-  grpc::ClientContext context;
-  auto reader = stub_->Generate(&context, request);
-  v1::GenerateResponse reply;
-  ASSERT_TRUE(reader->Read(&reply));
-  // The decode worker publishes its load once per step: wait to see the
-  // sequence hold blocks (it has hundreds of tokens left to generate).
-  std::unique_ptr<v1::DecodeWorker::Stub> decode = cluster_->DecodeStub(0);
-  absl::StatusOr<v1::WorkerLoad> busy;
-  const absl::Time deadline = absl::Now() + absl::Seconds(5);
-  do {
-    busy = DecodeLoad(*decode);
-    ASSERT_TRUE(busy.ok()) << busy.status();
-  } while ((busy->running_sequences() == 0 ||
-            busy->free_blocks() == busy->total_blocks()) &&
-           absl::Now() < deadline);
-  EXPECT_EQ(busy->running_sequences(), 1);
-  EXPECT_LT(busy->free_blocks(), busy->total_blocks());
-  context.TryCancel();
-  while (reader->Read(&reply)) {
-  }
-  EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::CANCELLED);
-  ExpectDecodeWorkerIdle(0);
+  ExpectCancelFreesDecodeWorkerBlocks();
 }
 
 TEST_F(ClusterTest, KillingTheOnlyDecodeWorkerGivesUnavailablePromptly) {

@@ -61,35 +61,7 @@ TEST_F(ClusterTest, UnsetSeedIsReportedAndRepeatsTheCompletion) {
 
 TEST_F(ClusterTest, StopStringsAndLogprobsMatchLocal) {
   StartCluster({});
-  const std::string prompt = "Stop here: ";
-  const Completion plain = environment->Local(Greedy(prompt, 40));
-  // A stop string from the middle of the text, of whole ASCII characters
-  // (a random model's text is any UTF-8).
-  size_t at = 6;
-  while (at + 2 <= plain.text.size() &&
-         (plain.text[at] & 0x80 || plain.text[at + 1] & 0x80)) {
-    ++at;
-  }
-  ASSERT_LE(at + 2, plain.text.size()) << "no ASCII pair in the output";
-  v1::GenerateRequest request = Greedy(prompt, 40);
-  request.add_stop(plain.text.substr(at, 2));
-  request.set_logprobs(3);
-  const Completion local = environment->Local(request);
-  const Completion remote = Remote(*stub_, request);
-  ExpectSameCompletion(remote, local);
-  EXPECT_EQ(remote.finish, v1::FINISH_REASON_STOP);
-  ASSERT_EQ(remote.logprobs.size(), local.logprobs.size());
-  for (size_t i = 0; i < local.logprobs.size(); ++i) {
-    EXPECT_EQ(remote.logprobs[i].chosen().token_id(),
-              local.logprobs[i].chosen().token_id());
-    EXPECT_NEAR(remote.logprobs[i].chosen().logprob(),
-                local.logprobs[i].chosen().logprob(), 1e-4);
-    ASSERT_EQ(remote.logprobs[i].top_size(), 3);
-    for (int k = 0; k < 3; ++k) {
-      EXPECT_EQ(remote.logprobs[i].top(k).token_id(),
-                local.logprobs[i].top(k).token_id());
-    }
-  }
+  ExpectStopStringsAndLogprobsMatchLocal();
 }
 
 TEST_F(ClusterTest, SharedLongPrefixReusesStoredBlocks) {

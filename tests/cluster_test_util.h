@@ -84,6 +84,15 @@ class ClusterTest : public ::testing::Test {
   // Waits until decode worker i holds no sequence and every block is free.
   void ExpectDecodeWorkerIdle(int i);
 
+  // Checks, on the running cluster, that a greedy completion ending at a
+  // stop string from the middle of its text, with 3 logprobs per token,
+  // equals local generation.
+  void ExpectStopStringsAndLogprobsMatchLocal();
+
+  // Starts a long stream, waits until decode worker 0 holds its blocks,
+  // cancels it, and expects CANCELLED and the worker idle again.
+  void ExpectCancelFreesDecodeWorkerBlocks();
+
   std::unique_ptr<ServingCluster> cluster_;
   std::unique_ptr<v1::Router::Stub> stub_;
 };

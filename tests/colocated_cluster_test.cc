@@ -55,32 +55,7 @@ TEST_F(ClusterTest, ColocatedGreedyAndSeededOutputMatchLocalGeneration) {
 
 TEST_F(ClusterTest, ColocatedStopStringsAndLogprobsMatchLocal) {
   StartCluster(Colocated());
-  const std::string prompt = "Stop here: ";
-  const Completion plain = environment->Local(Greedy(prompt, 40));
-  size_t at = 6;  // a stop string of whole ASCII characters
-  while (at + 2 <= plain.text.size() &&
-         (plain.text[at] & 0x80 || plain.text[at + 1] & 0x80)) {
-    ++at;
-  }
-  ASSERT_LE(at + 2, plain.text.size()) << "no ASCII pair in the output";
-  v1::GenerateRequest request = Greedy(prompt, 40);
-  request.add_stop(plain.text.substr(at, 2));
-  request.set_logprobs(3);
-  const Completion local = environment->Local(request);
-  const Completion remote = Remote(*stub_, request);
-  ExpectSameCompletion(remote, local);
-  EXPECT_EQ(remote.finish, v1::FINISH_REASON_STOP);
-  ASSERT_EQ(remote.logprobs.size(), local.logprobs.size());
-  for (size_t i = 0; i < local.logprobs.size(); ++i) {
-    SCOPED_TRACE(absl::StrCat("token ", i));
-    EXPECT_EQ(remote.logprobs[i].chosen().token_id(),
-              local.logprobs[i].chosen().token_id());
-    EXPECT_NEAR(remote.logprobs[i].chosen().logprob(),
-                local.logprobs[i].chosen().logprob(), 1e-4);
-    ASSERT_EQ(remote.logprobs[i].top_size(), 3);
-    EXPECT_EQ(remote.logprobs[i].top(0).token_id(),
-              local.logprobs[i].top(0).token_id());
-  }
+  ExpectStopStringsAndLogprobsMatchLocal();
 }
 
 TEST_F(ClusterTest, ColocatedWorkerReusesPrefixesThroughTheStore) {
@@ -153,29 +128,7 @@ TEST_F(ClusterTest, ColocatedWorkerRefusesRequestsMeantForOtherKinds) {
 
 TEST_F(ClusterTest, CancellingAColocatedStreamFreesItsBlocks) {
   StartCluster(Colocated());
-  const int kTokens = kContext - 64;
-  const v1::GenerateRequest request =
-      Greedy(LongGreedyPrompt(kTokens), kTokens);
-  grpc::ClientContext context;
-  auto reader = stub_->Generate(&context, request);
-  v1::GenerateResponse reply;
-  ASSERT_TRUE(reader->Read(&reply));
-  std::unique_ptr<v1::DecodeWorker::Stub> worker = cluster_->DecodeStub(0);
-  absl::StatusOr<v1::WorkerLoad> busy;
-  const absl::Time deadline = absl::Now() + absl::Seconds(5);
-  do {
-    busy = DecodeLoad(*worker);
-    ASSERT_TRUE(busy.ok()) << busy.status();
-  } while ((busy->running_sequences() == 0 ||
-            busy->free_blocks() == busy->total_blocks()) &&
-           absl::Now() < deadline);
-  EXPECT_EQ(busy->running_sequences(), 1);
-  EXPECT_LT(busy->free_blocks(), busy->total_blocks());
-  context.TryCancel();
-  while (reader->Read(&reply)) {
-  }
-  EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::CANCELLED);
-  ExpectDecodeWorkerIdle(0);
+  ExpectCancelFreesDecodeWorkerBlocks();
 }
 
 TEST_F(ClusterTest, RouterWithOnlyAColocatedWorkerIsReady) {
