@@ -6,6 +6,7 @@
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
+#include "engine/aligned_vector.h"
 #include "engine/attention.h"
 #include "engine/kernels.h"
 #include "engine/status_macros.h"
@@ -15,17 +16,17 @@ namespace tandem {
 // Activations of one forward pass; every buffer is row-major with one row
 // per new token.
 struct Model::Workspace {
-  std::vector<float> x;     // [rows, hidden] residual stream
-  std::vector<float> xn;    // [rows, hidden] normalised / sublayer output
-  std::vector<float> q;     // [rows, q_dim]
-  std::vector<float> k;     // [rows, kv_dim]
-  std::vector<float> v;     // [rows, kv_dim]
-  std::vector<float> attn;  // [rows, q_dim]
-  std::vector<float> gate;  // [rows, intermediate]
-  std::vector<float> up;    // [rows, intermediate]
-  std::vector<float> cos;   // [rows, head_dim / 2]
-  std::vector<float> sin;   // [rows, head_dim / 2]
-  std::vector<float> last;  // [selected rows, hidden]
+  AlignedVector<float> x;     // [rows, hidden] residual stream
+  AlignedVector<float> xn;    // [rows, hidden] normalised / sublayer output
+  AlignedVector<float> q;     // [rows, q_dim]
+  AlignedVector<float> k;     // [rows, kv_dim]
+  AlignedVector<float> v;     // [rows, kv_dim]
+  AlignedVector<float> attn;  // [rows, q_dim]
+  AlignedVector<float> gate;  // [rows, intermediate]
+  AlignedVector<float> up;    // [rows, intermediate]
+  std::vector<float> cos;     // [rows, head_dim / 2]
+  std::vector<float> sin;     // [rows, head_dim / 2]
+  AlignedVector<float> last;  // [selected rows, hidden]
   std::vector<AttentionSpan> spans;
 
   void Resize(const ModelConfig& c, int rows) {

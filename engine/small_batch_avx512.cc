@@ -27,26 +27,31 @@ __m128 SumFour(const __m512* v) {
                     _mm256_extractf128_ps(abcd, 1));
 }
 
+// Weight rows this tile fetches into L2 while it computes: `rows` rows from
+// `first`, `stride` floats apart, over the tile's columns. The weights
+// stream from memory, and the hardware alone does not overlap that stream
+// with the arithmetic.
+struct Prefetch {
+  const float* first = nullptr;
+  long stride = 0;
+  int rows = 0;
+};
+
 // One tile: MR rows of x against NR rows of w, over all of k. Accumulators
-// stay in registers (MR * NR of the 32 vector registers). If `prefetch` is
-// set, the same columns of the NR weight rows there are fetched into L2
-// meanwhile: the weights stream from memory, and the hardware alone does
-// not overlap that stream with the arithmetic.
+// stay in registers (MR * NR of the 32 vector registers).
 template <int MR, int NR>
 void Tile(const float* x, int ldx, const float* w, int ldw, int k, float* y,
-          int ldy, bool accumulate, const float* prefetch) {
+          int ldy, bool accumulate, Prefetch prefetch) {
   __m512 acc[MR][NR];
   for (int i = 0; i < MR; ++i) {
     for (int j = 0; j < NR; ++j) acc[i][j] = _mm512_setzero_ps();
   }
   int kk = 0;
   for (; kk + kLanes <= k; kk += kLanes) {
-    if (prefetch != nullptr) {
-      for (int j = 0; j < NR; ++j) {
-        _mm_prefetch(reinterpret_cast<const char*>(
-                         prefetch + static_cast<long>(j) * ldw + kk),
-                     _MM_HINT_T1);
-      }
+    for (int r = 0; r < prefetch.rows; ++r) {
+      _mm_prefetch(reinterpret_cast<const char*>(prefetch.first +
+                                                 r * prefetch.stride + kk),
+                   _MM_HINT_T1);
     }
     __m512 wv[NR];
     for (int j = 0; j < NR; ++j) {
@@ -92,32 +97,50 @@ void Tile(const float* x, int ldx, const float* w, int ldw, int k, float* y,
 // of x stays in L1 while the tiles reuse it.
 constexpr int kChunk = 512;
 
-// `next`: the weight rows to prefetch while the first tile of each chunk
-// runs (the next NR rows), or null.
+// The share of the next kRows weight rows (`next`, or null) that tile
+// `tile` of `tiles` prefetches: spread over the tiles, so that one line is
+// requested per step of the inner loop rather than all of them at once,
+// which would stall on the processor's few outstanding misses.
+constexpr int kRows = 4;
+Prefetch ShareOf(const float* next, int k, int tile, int tiles) {
+  Prefetch share;
+  if (next == nullptr || tile >= kRows) return share;
+  const int step = std::min(tiles, kRows);
+  share.first = next + static_cast<long>(tile) * k;
+  share.stride = static_cast<long>(step) * k;
+  share.rows = (kRows - tile + step - 1) / step;
+  return share;
+}
+
+// `next`: the kRows weight rows to prefetch meanwhile, or null.
 template <int NR>
 void Columns(const float* x, int ldx, const float* w, int m, int k, float* y,
              int ldy, const float* next) {
+  const int tiles = m / 4;
   for (int k0 = 0; k0 < k; k0 += kChunk) {
     const int len = std::min(kChunk, k - k0);
     const bool accumulate = k0 > 0;
     const float* wk = w + k0;
+    const float* next_k0 = next != nullptr ? next + k0 : nullptr;
     int i = 0;
     for (; i + 4 <= m; i += 4) {
-      const float* prefetch = i == 0 && next != nullptr ? next + k0 : nullptr;
       Tile<4, NR>(x + static_cast<long>(i) * ldx + k0, ldx, wk, k, len,
-                  y + static_cast<long>(i) * ldy, ldy, accumulate, prefetch);
+                  y + static_cast<long>(i) * ldy, ldy, accumulate,
+                  ShareOf(next_k0, k, i / 4, tiles));
     }
     const float* xi = x + static_cast<long>(i) * ldx + k0;
     float* yi = y + static_cast<long>(i) * ldy;
+    // With fewer than four rows of x there is no full tile to prefetch in.
+    const Prefetch rest = tiles == 0 ? ShareOf(next_k0, k, 0, 1) : Prefetch{};
     switch (m - i) {
       case 3:
-        Tile<3, NR>(xi, ldx, wk, k, len, yi, ldy, accumulate, nullptr);
+        Tile<3, NR>(xi, ldx, wk, k, len, yi, ldy, accumulate, rest);
         break;
       case 2:
-        Tile<2, NR>(xi, ldx, wk, k, len, yi, ldy, accumulate, nullptr);
+        Tile<2, NR>(xi, ldx, wk, k, len, yi, ldy, accumulate, rest);
         break;
       case 1:
-        Tile<1, NR>(xi, ldx, wk, k, len, yi, ldy, accumulate, nullptr);
+        Tile<1, NR>(xi, ldx, wk, k, len, yi, ldy, accumulate, rest);
         break;
       default:
         break;
@@ -132,9 +155,9 @@ void SmallBatchAvx512(const float* x, int ldx, const float* w, int m, int k,
   int j = n_begin;
   // Four weight rows at a time: each weight row is read from memory once
   // and reused from cache for every row of x.
-  for (; j + 4 <= n_end; j += 4) {
+  for (; j + kRows <= n_end; j += kRows) {
     const float* next =
-        j + 8 <= n_end ? w + static_cast<long>(j + 4) * k : nullptr;
+        j + 2 * kRows <= n_end ? w + static_cast<long>(j + kRows) * k : nullptr;
     Columns<4>(x, ldx, w + static_cast<long>(j) * k, m, k, y + j, ldy, next);
   }
   for (; j < n_end; ++j) {
