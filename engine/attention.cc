@@ -5,7 +5,6 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
-#include <limits>
 
 #include "engine/attention_block.h"
 #include "engine/vector_math.h"
@@ -28,17 +27,6 @@ struct WorkItem {
 std::vector<float>& Scratch(int which) {
   thread_local std::vector<float> buffers[3];
   return buffers[which];
-}
-
-void Softmax(float* x, int n) {
-  float max_value = -std::numeric_limits<float>::infinity();
-  for (int i = 0; i < n; ++i) max_value = std::max(max_value, x[i]);
-  for (int i = 0; i < n; ++i) x[i] -= max_value;
-  ExpInPlace(x, n);
-  float sum = 0.0f;
-  for (int i = 0; i < n; ++i) sum += x[i];
-  const float inv = 1.0f / sum;
-  for (int i = 0; i < n; ++i) x[i] *= inv;
 }
 
 // One new token's queries for the `group` heads that share `kv_head`,
@@ -71,7 +59,7 @@ void AttendOne(const PagedKvCache& cache, int layer, int kv_head, int group,
     }
   }
   for (int h = 0; h < group; ++h) {
-    Softmax(scores.data() + static_cast<long>(h) * context, context);
+    SoftmaxInPlace(scores.data() + static_cast<long>(h) * context, context);
   }
   // out[group, head_dim] = sum over blocks of scores[:, p0 .. p0 + n) V.
   std::fill(out, out + static_cast<long>(group) * head_dim, 0.0f);
@@ -129,7 +117,7 @@ void AttendTile(const PagedKvCache& cache, int layer, int kv_head,
     float* row = scores.data() + static_cast<long>(i) * context;
     const int visible = first_pos + i + 1;
     std::fill(row + visible, row + context, 0.0f);
-    Softmax(row, visible);
+    SoftmaxInPlace(row, visible);
   }
   // out[count, head_dim] = scores[count, context] values[context, head_dim]
   cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, item.count, head_dim,

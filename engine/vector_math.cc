@@ -3,6 +3,7 @@
 #include <bit>
 #include <cmath>
 #include <cstdint>
+#include <limits>
 
 namespace tandem {
 
@@ -40,6 +41,24 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) void ExpInPlace(
     result = v > kMax ? INFINITY : result;
     x[i] = v != v ? v : result;
   }
+}
+
+// The reductions are `omp simd` reductions, which let the compiler keep one
+// running maximum and sum per lane.
+__attribute__((target_clones("avx512f", "avx2", "default"))) void
+SoftmaxInPlace(float* x, long n) {
+  float max_value = -std::numeric_limits<float>::infinity();
+#pragma omp simd reduction(max : max_value)
+  for (long i = 0; i < n; ++i) max_value = x[i] > max_value ? x[i] : max_value;
+#pragma omp simd
+  for (long i = 0; i < n; ++i) x[i] -= max_value;
+  ExpInPlace(x, n);
+  float sum = 0.0f;
+#pragma omp simd reduction(+ : sum)
+  for (long i = 0; i < n; ++i) sum += x[i];
+  const float inv = 1.0f / sum;
+#pragma omp simd
+  for (long i = 0; i < n; ++i) x[i] *= inv;
 }
 
 }  // namespace tandem
