@@ -90,7 +90,9 @@ INSTANTIATE_TEST_SUITE_P(
     Shapes, LinearTest,
     testing::Values(Shape{1, 64, 96}, Shape{1, 37, 13}, Shape{2, 96, 33},
                     Shape{5, 17, 7}, Shape{16, 768, 70}, Shape{32, 100, 129},
-                    Shape{33, 64, 40}, Shape{70, 130, 65}, Shape{16, 1100, 9}));
+                    Shape{33, 64, 40}, Shape{70, 130, 65}, Shape{16, 1100, 9},
+                    // Three chunks of k, sums carried between them.
+                    Shape{7, 2100, 13}));
 
 TEST(KernelsTest, EngineThreadsReachThreadsStartedLater) {
   const int before = EngineThreads();
