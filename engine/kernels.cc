@@ -62,35 +62,30 @@ void RmsNorm(const float* x, const float* weight, int rows, int dim, float eps,
              float* out) {
 #pragma omp parallel for schedule(static) if (rows > 8)
   for (int r = 0; r < rows; ++r) {
-    const float* xr = x + static_cast<long>(r) * dim;
-    float* outr = out + static_cast<long>(r) * dim;
-    double sum_sq = 0.0;
-    for (int i = 0; i < dim; ++i) sum_sq += static_cast<double>(xr[i]) * xr[i];
-    const float scale = static_cast<float>(1.0 / std::sqrt(sum_sq / dim + eps));
-    for (int i = 0; i < dim; ++i) outr[i] = xr[i] * scale * weight[i];
+    const long offset = static_cast<long>(r) * dim;
+    RmsNormRow(x + offset, weight, dim, eps, out + offset);
   }
 }
 
 void SiluMul(const float* gate, const float* up, long count, float* out) {
-  // In chunks that stay in L1: e = exp(-gate), then out = gate / (1 + e) * up.
   constexpr long kChunk = 1024;
   const long chunks = (count + kChunk - 1) / kChunk;
 #pragma omp parallel for schedule(static) if (count > 16384)
   for (long c = 0; c < chunks; ++c) {
     const long begin = c * kChunk;
-    const long n = std::min(kChunk, count - begin);
-    float e[kChunk];
-    for (long i = 0; i < n; ++i) e[i] = -gate[begin + i];
-    ExpInPlace(e, n);
-    for (long i = 0; i < n; ++i) {
-      out[begin + i] = gate[begin + i] / (1.0f + e[i]) * up[begin + i];
-    }
+    SiluMulRow(gate + begin, up + begin, std::min(kChunk, count - begin),
+               out + begin);
   }
 }
 
 void AddInPlace(float* x, const float* y, long count) {
+  constexpr long kChunk = 16384;
+  const long chunks = (count + kChunk - 1) / kChunk;
 #pragma omp parallel for schedule(static) if (count > 65536)
-  for (long i = 0; i < count; ++i) x[i] += y[i];
+  for (long c = 0; c < chunks; ++c) {
+    const long begin = c * kChunk;
+    AddRow(x + begin, y + begin, std::min(kChunk, count - begin));
+  }
 }
 
 void LinearGemv(const float* x, const float* w, int k, int n, float* y) {

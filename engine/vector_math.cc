@@ -61,4 +61,37 @@ SoftmaxInPlace(float* x, long n) {
   for (long i = 0; i < n; ++i) x[i] *= inv;
 }
 
+__attribute__((target_clones("avx512f", "avx2", "default"))) void RmsNormRow(
+    const float* x, const float* weight, int dim, float eps, float* out) {
+  double sum_sq = 0.0;
+#pragma omp simd reduction(+ : sum_sq)
+  for (int i = 0; i < dim; ++i) sum_sq += static_cast<double>(x[i]) * x[i];
+  const float scale = static_cast<float>(1.0 / std::sqrt(sum_sq / dim + eps));
+#pragma omp simd
+  for (int i = 0; i < dim; ++i) out[i] = x[i] * scale * weight[i];
+}
+
+__attribute__((target_clones("avx512f", "avx2", "default"))) void SiluMulRow(
+    const float* gate, const float* up, long n, float* out) {
+  // In chunks that stay in L1: e = exp(-gate), then out = gate / (1 + e) * up.
+  constexpr long kChunk = 1024;
+  float e[kChunk];
+  for (long begin = 0; begin < n; begin += kChunk) {
+    const long len = n - begin < kChunk ? n - begin : kChunk;
+#pragma omp simd
+    for (long i = 0; i < len; ++i) e[i] = -gate[begin + i];
+    ExpInPlace(e, len);
+#pragma omp simd
+    for (long i = 0; i < len; ++i) {
+      out[begin + i] = gate[begin + i] / (1.0f + e[i]) * up[begin + i];
+    }
+  }
+}
+
+__attribute__((target_clones("avx512f", "avx2", "default"))) void AddRow(
+    float* x, const float* y, long n) {
+#pragma omp simd
+  for (long i = 0; i < n; ++i) x[i] += y[i];
+}
+
 }  // namespace tandem
