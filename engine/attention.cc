@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "engine/attention_block.h"
+#include "engine/kernels.h"
 #include "engine/vector_math.h"
 
 namespace tandem {
@@ -16,11 +17,16 @@ namespace {
 // [kQueryTile, context], and causal tiles skip the keys after their last row.
 constexpr int kQueryTile = 128;
 
+// One-token spans per thread above which a decode item takes all of its
+// span's KV heads.
+constexpr int kItemsPerThread = 4;
+
 struct WorkItem {
   int span;
   int head;
   int first;  // first new token of the tile, relative to the span
   int count;
+  int kv_heads = 1;  // KV heads of a one-token item
 };
 
 // Thread-private scratch, grown as needed and reused across calls.
@@ -29,18 +35,22 @@ std::vector<float>& Scratch(int which) {
   return buffers[which];
 }
 
-// One new token's queries for the `group` heads that share `kv_head`,
-// against positions [0, context) read straight from the blocks: the decode
-// step's path. q and out: [group, head_dim], contiguous.
-void AttendOne(const PagedKvCache& cache, int layer, int kv_head, int group,
-               const AttentionSpan& span, int context, const float* q,
-               float scale, int head_dim, float* out) {
+// One new token's queries for the heads that share KV heads [kv_head,
+// kv_head + kv_heads), `group` query heads each, against positions
+// [0, context) read straight from the blocks: the decode step's path. q
+// and out: [kv_heads * group, head_dim], contiguous. Within a block the
+// planes of consecutive KV heads are adjacent, so taking several heads
+// block by block reads longer runs of memory.
+void AttendOne(const PagedKvCache& cache, int layer, int kv_head, int kv_heads,
+               int group, const AttentionSpan& span, int context,
+               const float* q, float scale, int head_dim, float* out) {
   const KvLayout& layout = cache.layout();
   const int block_size = layout.block_size;
-  std::vector<float>& scores = Scratch(0);  // [group, context]
-  scores.resize(static_cast<size_t>(group) * context);
-  const size_t k_offset = layout.PlaneOffset(layer, 0, kv_head);
-  const size_t v_offset = layout.PlaneOffset(layer, 1, kv_head);
+  const int rows = kv_heads * group;  // query heads
+  const long rows_stride = static_cast<long>(group) * head_dim;
+  std::vector<float>& scores = Scratch(0);  // [rows, context]
+  scores.resize(static_cast<size_t>(rows) * context);
+  const long scores_stride = static_cast<long>(group) * context;
   // The hand-written block kernels where the processor and head size
   // allow; BLAS otherwise.
   static const bool use_avx512 = internal::HasBlockAttentionAvx512();
@@ -48,31 +58,38 @@ void AttendOne(const PagedKvCache& cache, int layer, int kv_head, int group,
   // Block by block: scores[:, p0 .. p0 + n) = scale * q K[n, head_dim]^T.
   for (int p0 = 0; p0 < context; p0 += block_size) {
     const int n = std::min(block_size, context - p0);
-    const float* k = cache.BlockData(span.blocks[p0 / block_size]) + k_offset;
-    if (hand) {
-      internal::BlockScoresAvx512(q, group, head_dim, k, n, scale,
-                                  scores.data() + p0, context);
-    } else {
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, group, n, head_dim,
-                  scale, q, head_dim, k, head_dim, 0.0f, scores.data() + p0,
-                  context);
+    const float* block = cache.BlockData(span.blocks[p0 / block_size]);
+    for (int g = 0; g < kv_heads; ++g) {
+      const float* k = block + layout.PlaneOffset(layer, 0, kv_head + g);
+      const float* qg = q + g * rows_stride;
+      float* sg = scores.data() + g * scores_stride + p0;
+      if (hand) {
+        internal::BlockScoresAvx512(qg, group, head_dim, k, n, scale, sg,
+                                    context);
+      } else {
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, group, n, head_dim,
+                    scale, qg, head_dim, k, head_dim, 0.0f, sg, context);
+      }
     }
   }
-  for (int h = 0; h < group; ++h) {
+  for (int h = 0; h < rows; ++h) {
     SoftmaxInPlace(scores.data() + static_cast<long>(h) * context, context);
   }
-  // out[group, head_dim] = sum over blocks of scores[:, p0 .. p0 + n) V.
-  std::fill(out, out + static_cast<long>(group) * head_dim, 0.0f);
+  // out[rows, head_dim] = sum over blocks of scores[:, p0 .. p0 + n) V.
+  std::fill(out, out + rows * head_dim, 0.0f);
   for (int p0 = 0; p0 < context; p0 += block_size) {
     const int n = std::min(block_size, context - p0);
-    const float* v = cache.BlockData(span.blocks[p0 / block_size]) + v_offset;
-    if (hand) {
-      internal::BlockMixAvx512(scores.data() + p0, context, group, v, n,
-                               head_dim, out);
-    } else {
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, group, head_dim, n,
-                  1.0f, scores.data() + p0, context, v, head_dim, 1.0f, out,
-                  head_dim);
+    const float* block = cache.BlockData(span.blocks[p0 / block_size]);
+    for (int g = 0; g < kv_heads; ++g) {
+      const float* v = block + layout.PlaneOffset(layer, 1, kv_head + g);
+      const float* sg = scores.data() + g * scores_stride + p0;
+      float* og = out + g * rows_stride;
+      if (hand) {
+        internal::BlockMixAvx512(sg, context, group, v, n, head_dim, og);
+      } else {
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, group, head_dim,
+                    n, 1.0f, sg, context, v, head_dim, 1.0f, og, head_dim);
+      }
     }
   }
 }
@@ -154,12 +171,20 @@ void WriteKv(PagedKvCache& cache, int layer,
 void Attend(const PagedKvCache& cache, int layer, const AttentionShape& shape,
             absl::Span<const AttentionSpan> spans, const float* q, float* out) {
   const int group = shape.num_heads / shape.num_kv_heads;
+  // A one-token span is one item per KV head, whose query heads read each
+  // block once; or, when there are enough such spans to keep every thread
+  // busy, one item for all its heads, which reads each block's planes in
+  // one run.
+  int one_token_spans = 0;
+  for (const AttentionSpan& span : spans) one_token_spans += span.count == 1;
+  const int kv_heads_per_item =
+      one_token_spans >= kItemsPerThread * EngineThreads() ? shape.num_kv_heads
+                                                           : 1;
   std::vector<WorkItem> items;
   for (int s = 0; s < static_cast<int>(spans.size()); ++s) {
     if (spans[s].count == 1) {
-      // One item per KV head: its query heads read each block once.
-      for (int g = 0; g < shape.num_kv_heads; ++g) {
-        items.push_back({s, g * group, 0, 1});
+      for (int g = 0; g < shape.num_kv_heads; g += kv_heads_per_item) {
+        items.push_back({s, g * group, 0, 1, kv_heads_per_item});
       }
       continue;
     }
@@ -182,8 +207,8 @@ void Attend(const PagedKvCache& cache, int layer, const AttentionShape& shape,
     float* out_tile = out + row * q_stride + col;
     const int kv_head = item.head / group;
     if (item.count == 1) {
-      AttendOne(cache, layer, kv_head, group, span, span.start + 1, q_tile,
-                scale, shape.head_dim, out_tile);
+      AttendOne(cache, layer, kv_head, item.kv_heads, group, span,
+                span.start + 1, q_tile, scale, shape.head_dim, out_tile);
     } else {
       AttendTile(cache, layer, kv_head, span, item, q_stride, q_tile, scale,
                  shape.head_dim, out_tile);

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "engine/kernels.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
@@ -154,6 +155,46 @@ TEST(ModelTest, MixedBatchesOfPrefillAndDecodeMatchWholePrefill) {
       EXPECT_LT(MaxAbsDiff(logits.data() + i * vocab, ref.logits[pos]), 1e-4f)
           << "sequence " << seqs[i] << " position " << pos;
     }
+  }
+}
+
+// A decode step with many sequences splits its attention work by sequence
+// rather than by KV head; each sequence must still get its own logits.
+TEST(ModelTest, WideDecodeStepMatchesReference) {
+  const Reference ref = ReadReference("gqa");
+  std::unique_ptr<Model> model = LoadReferenceModel("gqa");
+  ASSERT_NE(model, nullptr);
+  const int vocab = model->config().vocab_size;
+  const int total = static_cast<int>(ref.tokens.size());
+  // More one-token sequences than any thread count splits by KV head.
+  const int sequences = 8 * EngineThreads() + 3;
+  auto cache = MakeCache(*model, 4, sequences * (total / 4 + 2));
+  std::vector<Model::Chunk> chunks;
+  std::vector<SequenceId> seqs;
+  std::vector<int32_t> next_tokens;
+  std::vector<int> lengths;
+  for (int s = 0; s < sequences; ++s) {
+    const int length = 1 + s % (total - 1);
+    ASSERT_TRUE(cache->AddSequence(s).ok());
+    ASSERT_TRUE(cache->Append(s, length).ok());
+    chunks.push_back(
+        {static_cast<SequenceId>(s),
+         absl::Span<const int32_t>(ref.tokens).subspan(0, length)});
+    seqs.push_back(s);
+    next_tokens.push_back(ref.tokens[length]);
+    lengths.push_back(length);
+  }
+  std::vector<float> logits;
+  ASSERT_TRUE(
+      model->Prefill(chunks, *cache, Model::Logits::kLastPerSequence, &logits)
+          .ok());
+  for (SequenceId seq : seqs) ASSERT_TRUE(cache->Append(seq, 1).ok());
+  ASSERT_TRUE(model->DecodeStep(seqs, next_tokens, *cache, &logits).ok());
+  for (int s = 0; s < sequences; ++s) {
+    EXPECT_LT(MaxAbsDiff(logits.data() + static_cast<long>(s) * vocab,
+                         ref.logits[lengths[s]]),
+              1e-4f)
+        << "sequence " << s;
   }
 }
 
