@@ -24,9 +24,9 @@ internal::SmallBatchFn PickSmallBatchKernel() {
 
 const internal::SmallBatchFn kSmallBatch = PickSmallBatchKernel();
 
-// Weight rows per unit of parallel work in the small-batch kernel: enough to
-// amortise scheduling, few enough to balance two threads on narrow layers.
-constexpr int kRowsPerChunk = 64;
+// Weight rows the small-batch kernel handles as a unit, and so the grain of
+// its split among threads.
+constexpr int kRowsPerGroup = 4;
 
 void AddBias(const float* bias, int m, int n, float* y, int ldy) {
   for (int i = 0; i < m; ++i) {
@@ -94,12 +94,18 @@ void LinearGemv(const float* x, const float* w, int k, int n, float* y) {
 
 void LinearSmallBatch(const float* x, int ldx, const float* w, int m, int k,
                       int n, float* y, int ldy) {
-  const int chunks = (n + kRowsPerChunk - 1) / kRowsPerChunk;
-#pragma omp parallel for schedule(static)
-  for (int c = 0; c < chunks; ++c) {
-    const int begin = c * kRowsPerChunk;
-    const int end = std::min(n, begin + kRowsPerChunk);
-    kSmallBatch(x, ldx, w, m, k, begin, end, y, ldy);
+  // One contiguous range of rows per thread: the kernel prefetches each
+  // group of rows while computing the one before, so a range only starts
+  // cold once.
+  const int groups = (n + kRowsPerGroup - 1) / kRowsPerGroup;
+#pragma omp parallel
+  {
+    const long threads = omp_get_num_threads();
+    const long t = omp_get_thread_num();
+    const int begin = static_cast<int>(groups * t / threads) * kRowsPerGroup;
+    const int end = std::min(
+        n, static_cast<int>(groups * (t + 1) / threads) * kRowsPerGroup);
+    if (begin < end) kSmallBatch(x, ldx, w, m, k, begin, end, y, ldy);
   }
 }
 
