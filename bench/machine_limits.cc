@@ -35,12 +35,15 @@ double MeasureSgemmGflops(int m, int k, int n, int repetitions) {
 
 namespace {
 
-// Four lanes of floats; eight of them as independent accumulators keep the
-// loads, not the adds, the limit.
-typedef float Lanes __attribute__((vector_size(16)));
+// Sixteen lanes of floats (one cache line); eight of them as independent
+// accumulators keep the loads, not the adds, the limit. Compiled for the
+// widest vectors the processor has: with 16-byte loads this loop read only
+// about three quarters of what the memory delivers.
+typedef float Lanes __attribute__((vector_size(64)));
 constexpr int kAccumulators = 8;
 
-float SumRange(const Lanes* data, size_t count) {
+__attribute__((target_clones("avx512f", "avx2", "default"))) float SumRange(
+    const Lanes* data, size_t count) {
   Lanes acc[kAccumulators] = {};
   size_t i = 0;
   for (; i + kAccumulators <= count; i += kAccumulators) {
@@ -49,7 +52,9 @@ float SumRange(const Lanes* data, size_t count) {
   for (; i < count; ++i) acc[0] += data[i];
   Lanes total = {};
   for (int a = 0; a < kAccumulators; ++a) total += acc[a];
-  return total[0] + total[1] + total[2] + total[3];
+  float sum = 0.0f;
+  for (int lane = 0; lane < 16; ++lane) sum += total[lane];
+  return sum;
 }
 
 }  // namespace
@@ -59,7 +64,7 @@ double MeasureReadBandwidth(size_t bytes, int repetitions) {
   std::unique_ptr<Lanes[]> data(new Lanes[count]);
   // Touch every page from the threads that will read it.
 #pragma omp parallel for schedule(static)
-  for (size_t i = 0; i < count; ++i) data[i] = Lanes{1, 2, 3, 4};
+  for (size_t i = 0; i < count; ++i) data[i] = Lanes{} + 1.0f;
   double best = 1e30;
   volatile float sink = 0.0f;
   for (int r = 0; r < repetitions; ++r) {
