@@ -14,7 +14,8 @@ namespace tandem {
 namespace {
 
 // Queries per unit of parallel work in prefill: a tile's score matrix is
-// [kQueryTile, context], and causal tiles skip the keys after their last row.
+// [group * kQueryTile, context], and causal tiles skip the keys after their
+// last row.
 constexpr int kQueryTile = 128;
 
 // One-token spans per thread above which a decode item takes all of its
@@ -31,7 +32,7 @@ struct WorkItem {
 
 // Thread-private scratch, grown as needed and reused across calls.
 std::vector<float>& Scratch(int which) {
-  thread_local std::vector<float> buffers[3];
+  thread_local std::vector<float> buffers[4];
   return buffers[which];
 }
 
@@ -108,38 +109,59 @@ void Gather(const PagedKvCache& cache, const AttentionSpan& span,
   }
 }
 
-// A tile of query rows with BLAS: S = Q K^T, causal mask, softmax, O = S V.
-void AttendTile(const PagedKvCache& cache, int layer, int kv_head,
+// A tile of query rows with BLAS, for the `group` query heads that share
+// `kv_head`, stacked so that each product covers all of them: S = Q K^T,
+// causal mask, softmax, O = S V. q and out point at the tile's first row
+// and the group's first head, rows q_stride apart.
+void AttendTile(const PagedKvCache& cache, int layer, int kv_head, int group,
                 const AttentionSpan& span, const WorkItem& item, int q_stride,
                 const float* q, float scale, int head_dim, float* out) {
   const KvLayout& layout = cache.layout();
   const int first_pos = span.start + item.first;
   const int context = first_pos + item.count;  // keys the last row sees
+  const int rows = group * item.count;         // [group][count] stacked
   std::vector<float>& keys = Scratch(0);
   std::vector<float>& values = Scratch(1);
   std::vector<float>& scores = Scratch(2);
+  std::vector<float>& stacked = Scratch(3);  // queries, then outputs
   keys.resize(static_cast<size_t>(context) * head_dim);
   values.resize(static_cast<size_t>(context) * head_dim);
-  scores.resize(static_cast<size_t>(item.count) * context);
+  scores.resize(static_cast<size_t>(rows) * context);
+  stacked.resize(static_cast<size_t>(rows) * head_dim);
   Gather(cache, span, layout.PlaneOffset(layer, 0, kv_head), context, head_dim,
          keys.data());
   Gather(cache, span, layout.PlaneOffset(layer, 1, kv_head), context, head_dim,
          values.data());
-  // scores[count, context] = scale * q[count, head_dim] keys[context,
-  // head_dim]^T
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, item.count, context,
-              head_dim, scale, q, q_stride, keys.data(), head_dim, 0.0f,
+  const size_t row_bytes = sizeof(float) * head_dim;
+  for (int h = 0; h < group; ++h) {
+    for (int i = 0; i < item.count; ++i) {
+      std::memcpy(
+          stacked.data() + (static_cast<long>(h) * item.count + i) * head_dim,
+          q + static_cast<long>(i) * q_stride + h * head_dim, row_bytes);
+    }
+  }
+  // scores[rows, context] = scale * stacked[rows, head_dim] keys^T
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, context, head_dim,
+              scale, stacked.data(), head_dim, keys.data(), head_dim, 0.0f,
               scores.data(), context);
-  for (int i = 0; i < item.count; ++i) {
-    float* row = scores.data() + static_cast<long>(i) * context;
-    const int visible = first_pos + i + 1;
+  for (int r = 0; r < rows; ++r) {
+    float* row = scores.data() + static_cast<long>(r) * context;
+    const int visible = first_pos + r % item.count + 1;
     std::fill(row + visible, row + context, 0.0f);
     SoftmaxInPlace(row, visible);
   }
-  // out[count, head_dim] = scores[count, context] values[context, head_dim]
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, item.count, head_dim,
+  // stacked[rows, head_dim] = scores[rows, context] values[context, head_dim]
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, head_dim,
               context, 1.0f, scores.data(), context, values.data(), head_dim,
-              0.0f, out, q_stride);
+              0.0f, stacked.data(), head_dim);
+  for (int h = 0; h < group; ++h) {
+    for (int i = 0; i < item.count; ++i) {
+      std::memcpy(
+          out + static_cast<long>(i) * q_stride + h * head_dim,
+          stacked.data() + (static_cast<long>(h) * item.count + i) * head_dim,
+          row_bytes);
+    }
+  }
 }
 
 }  // namespace
@@ -188,10 +210,14 @@ void Attend(const PagedKvCache& cache, int layer, const AttentionShape& shape,
       }
       continue;
     }
-    for (int h = 0; h < shape.num_heads; ++h) {
-      for (int first = 0; first < spans[s].count; first += kQueryTile) {
-        items.push_back(
-            {s, h, first, std::min(kQueryTile, spans[s].count - first)});
+    // One item per KV head and tile of queries, the last tiles (which see
+    // the most keys) first, so that the dynamic schedule ends evenly.
+    const int tiles = (spans[s].count + kQueryTile - 1) / kQueryTile;
+    for (int t = tiles - 1; t >= 0; --t) {
+      const int first = t * kQueryTile;
+      for (int g = 0; g < shape.num_kv_heads; ++g) {
+        items.push_back({s, g * group, first,
+                         std::min(kQueryTile, spans[s].count - first)});
       }
     }
   }
@@ -210,8 +236,8 @@ void Attend(const PagedKvCache& cache, int layer, const AttentionShape& shape,
       AttendOne(cache, layer, kv_head, item.kv_heads, group, span,
                 span.start + 1, q_tile, scale, shape.head_dim, out_tile);
     } else {
-      AttendTile(cache, layer, kv_head, span, item, q_stride, q_tile, scale,
-                 shape.head_dim, out_tile);
+      AttendTile(cache, layer, kv_head, group, span, item, q_stride, q_tile,
+                 scale, shape.head_dim, out_tile);
     }
   }
 }
