@@ -23,10 +23,7 @@
 namespace tandem {
 namespace {
 
-namespace fs = std::filesystem;
-using scheduler_testing::FreeTinyModel;
 using scheduler_testing::Greedy;
-using scheduler_testing::LoadTinyModel;
 using scheduler_testing::MapBlockSource;
 using scheduler_testing::Prompt;
 using scheduler_testing::Recorder;
@@ -36,30 +33,16 @@ using ::testing::HasSubstr;
 
 constexpr int kBlockSize = 4;
 
-class ColocatedSchedulerTest : public ::testing::Test {
+class ColocatedSchedulerTest : public scheduler_testing::TinyModelTest {
  protected:
-  static void SetUpTestSuite() {
-    LoadTinyModel("scheduler_colocated_test", &dir_, &model_, &tokenizer_);
-  }
-
-  static void TearDownTestSuite() { FreeTinyModel(dir_, model_, tokenizer_); }
-
   // A scheduler driven by Step with `blocks` cache blocks, computing at
   // most `budget` prompt tokens per step.
   std::unique_ptr<Scheduler> MakeScheduler(int blocks, int budget,
                                            bool reuse_store = false) {
-    SchedulerOptions options;
-    options.block_size = kBlockSize;
-    options.kv_cache_bytes =
-        PagedKvCache::BlockStrideBytes(model_->kv_layout(kBlockSize)) * blocks;
-    options.max_batch = 8;
-    options.max_waiting = 8;
-    options.fetch_threads = 0;
+    SchedulerOptions options = StepOptions(blocks, kBlockSize);
     options.max_prefill_tokens_per_step = budget;
     options.reuse_store = reuse_store;
-    auto scheduler = Scheduler::Create(model_, tokenizer_, &store_, options);
-    EXPECT_TRUE(scheduler.ok()) << scheduler.status();
-    return std::move(scheduler).value();
+    return Create(options);
   }
 
   // A whole request for `prompt`, as ColocatedInputFromProto makes it.
@@ -79,24 +62,11 @@ class ColocatedSchedulerTest : public ::testing::Test {
     return input;
   }
 
-  static std::vector<GeneratedToken> Local(const DecodeInput& input) {
-    return scheduler_testing::LocalTokens(*model_, *tokenizer_, input);
-  }
-
   static void ExpectSameStream(const std::vector<GeneratedToken>& got,
                                const std::vector<GeneratedToken>& want) {
     scheduler_testing::ExpectSameStream(got, want, /*first_logprobs=*/true);
   }
-
-  static fs::path* dir_;
-  static Model* model_;
-  static Tokenizer* tokenizer_;
-  MapBlockSource store_;
 };
-
-fs::path* ColocatedSchedulerTest::dir_ = nullptr;
-Model* ColocatedSchedulerTest::model_ = nullptr;
-Tokenizer* ColocatedSchedulerTest::tokenizer_ = nullptr;
 
 TEST_F(ColocatedSchedulerTest, GreedyRequestMatchesLocalGeneration) {
   auto scheduler = MakeScheduler(64, 512);

@@ -29,40 +29,25 @@
 namespace tandem {
 namespace {
 
-namespace fs = std::filesystem;
 using ::testing::HasSubstr;
 
-using scheduler_testing::FreeTinyModel;
 using scheduler_testing::Greedy;
-using scheduler_testing::LoadTinyModel;
 using scheduler_testing::MapBlockSource;
 using scheduler_testing::Prompt;
 using scheduler_testing::Recorder;
 using scheduler_testing::RunUntilDone;
 using scheduler_testing::Seeded;
 
-class SchedulerTest : public ::testing::Test {
+class SchedulerTest : public scheduler_testing::TinyModelTest {
  protected:
-  static void SetUpTestSuite() {
-    LoadTinyModel("scheduler_test", &dir_, &model_, &tokenizer_);
-  }
-
-  static void TearDownTestSuite() { FreeTinyModel(dir_, model_, tokenizer_); }
-
   // A scheduler driven by Step, with `blocks` cache blocks.
   std::unique_ptr<Scheduler> MakeScheduler(int blocks, int max_batch = 8,
                                            int max_waiting = 8,
                                            int block_size = 4) {
-    SchedulerOptions options;
-    options.block_size = block_size;
-    options.kv_cache_bytes =
-        PagedKvCache::BlockStrideBytes(model_->kv_layout(block_size)) * blocks;
+    SchedulerOptions options = StepOptions(blocks, block_size);
     options.max_batch = max_batch;
     options.max_waiting = max_waiting;
-    options.fetch_threads = 0;
-    auto scheduler = Scheduler::Create(model_, tokenizer_, &store_, options);
-    EXPECT_TRUE(scheduler.ok()) << scheduler.status();
-    return std::move(scheduler).value();
+    return Create(options);
   }
 
   // The request for `prompt`, its blocks in the store.
@@ -76,24 +61,11 @@ class SchedulerTest : public ::testing::Test {
     return handoff->input;
   }
 
-  static std::vector<GeneratedToken> Local(const DecodeInput& input) {
-    return scheduler_testing::LocalTokens(*model_, *tokenizer_, input);
-  }
-
   static void ExpectSameStream(const std::vector<GeneratedToken>& got,
                                const std::vector<GeneratedToken>& want) {
     scheduler_testing::ExpectSameStream(got, want, /*first_logprobs=*/false);
   }
-
-  static fs::path* dir_;
-  static Model* model_;
-  static Tokenizer* tokenizer_;
-  MapBlockSource store_;
 };
-
-fs::path* SchedulerTest::dir_ = nullptr;
-Model* SchedulerTest::model_ = nullptr;
-Tokenizer* SchedulerTest::tokenizer_ = nullptr;
 
 TEST_F(SchedulerTest, GreedySequenceMatchesLocalGeneration) {
   auto scheduler = MakeScheduler(64);

@@ -1,6 +1,6 @@
-// Test helpers shared by the scheduler's tests: the tiny byte-level test
-// model, an in-memory block store, an observer that records one sequence's
-// output, prompts and sampling parameters for that model (BOS 256).
+// Test helpers shared by the scheduler's tests: a fixture on the tiny
+// byte-level test model, an in-memory block store, an observer that records one
+// sequence's output, prompts and sampling parameters for that model (BOS 256).
 #ifndef TANDEM_DECODE_NODE_SCHEDULER_TEST_UTIL_H_
 #define TANDEM_DECODE_NODE_SCHEDULER_TEST_UTIL_H_
 
@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
@@ -29,6 +30,7 @@
 #include "engine/generation.h"
 #include "engine/kv_block_codec.h"
 #include "engine/model.h"
+#include "engine/paged_kv_cache.h"
 #include "gtest/gtest.h"
 #include "tools/random_model.h"
 
@@ -163,45 +165,6 @@ class Recorder : public SequenceObserver {
   absl::Notification done_;
 };
 
-// The tiny byte-level model every scheduler test runs (seed 11, hidden 32,
-// 2 layers, vocab 258, BOS 256, EOS 257, context 256, one engine thread),
-// written to `name` under the test's temporary directory. For a suite's
-// SetUpTestSuite: sets the three outputs, which FreeTinyModel deletes; a
-// failure fails the current test.
-inline void LoadTinyModel(const std::string& name, std::filesystem::path** dir,
-                          Model** model, Tokenizer** tokenizer) {
-  *dir = new std::filesystem::path(std::filesystem::path(::testing::TempDir()) /
-                                   absl::StrCat(name, "_", getpid()));
-  std::filesystem::remove_all(**dir);
-  RandomModelFlags flags;
-  flags.out = (*dir)->string();
-  flags.seed = 11;
-  flags.hidden_size = 32;
-  flags.intermediate_size = 64;
-  flags.num_layers = 2;
-  flags.num_heads = 2;
-  flags.vocab_size = 258;
-  flags.max_position_embeddings = 256;
-  flags.bos_token_id = 256;
-  flags.eos_token_id = "257";
-  auto options = RandomModelOptionsFromFlags(flags);
-  ASSERT_TRUE(options.ok()) << options.status();
-  ASSERT_TRUE(WriteRandomModel(*options, **dir).ok());
-  auto loaded = Model::Load(**dir, ModelOptions{.threads = 1});
-  ASSERT_TRUE(loaded.ok()) << loaded.status();
-  *model = loaded->release();
-  *tokenizer = ByteTokenizer::Create(256, 257)->release();
-}
-
-// Undoes LoadTinyModel, files included.
-inline void FreeTinyModel(std::filesystem::path* dir, Model* model,
-                          Tokenizer* tokenizer) {
-  delete model;
-  delete tokenizer;
-  if (dir != nullptr) std::filesystem::remove_all(*dir);
-  delete dir;
-}
-
 // What local generation (engine/generation.h) produces for `input`.
 inline std::vector<GeneratedToken> LocalTokens(Model& model,
                                                const Tokenizer& tokenizer,
@@ -238,6 +201,79 @@ inline void ExpectSameStream(const std::vector<GeneratedToken>& got,
     EXPECT_EQ(got[i].top_logprobs.size(), want[i].top_logprobs.size());
   }
 }
+
+// A fixture for scheduler tests: its suite shares the tiny byte-level
+// model (seed 11, hidden 32, 2 layers, vocab 258, BOS 256, EOS 257, context
+// 256, one engine thread), written under the test's temporary directory and
+// loaded once; each test has its own in-memory block store.
+class TinyModelTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    static int suites = 0;
+    dir_ = new std::filesystem::path(
+        std::filesystem::path(::testing::TempDir()) /
+        absl::StrCat("tiny_model_", getpid(), "_", suites++));
+    std::filesystem::remove_all(*dir_);
+    RandomModelFlags flags;
+    flags.out = dir_->string();
+    flags.seed = 11;
+    flags.hidden_size = 32;
+    flags.intermediate_size = 64;
+    flags.num_layers = 2;
+    flags.num_heads = 2;
+    flags.vocab_size = 258;
+    flags.max_position_embeddings = 256;
+    flags.bos_token_id = 256;
+    flags.eos_token_id = "257";
+    auto options = RandomModelOptionsFromFlags(flags);
+    ASSERT_TRUE(options.ok()) << options.status();
+    ASSERT_TRUE(WriteRandomModel(*options, *dir_).ok());
+    auto loaded = Model::Load(*dir_, ModelOptions{.threads = 1});
+    ASSERT_TRUE(loaded.ok()) << loaded.status();
+    model_ = loaded->release();
+    tokenizer_ = ByteTokenizer::Create(256, 257)->release();
+  }
+
+  static void TearDownTestSuite() {
+    delete model_;
+    delete tokenizer_;
+    if (dir_ != nullptr) std::filesystem::remove_all(*dir_);
+    delete dir_;
+    model_ = nullptr;
+    tokenizer_ = nullptr;
+    dir_ = nullptr;
+  }
+
+  // Options for a scheduler that the test drives with Step (fetches run
+  // inline), with `blocks` cache blocks of `block_size` tokens.
+  static SchedulerOptions StepOptions(int blocks, int block_size) {
+    SchedulerOptions options;
+    options.block_size = block_size;
+    options.kv_cache_bytes =
+        PagedKvCache::BlockStrideBytes(model_->kv_layout(block_size)) * blocks;
+    options.max_batch = 8;
+    options.max_waiting = 8;
+    options.fetch_threads = 0;
+    return options;
+  }
+
+  // A scheduler on the suite's model and this test's store.
+  std::unique_ptr<Scheduler> Create(const SchedulerOptions& options) {
+    auto scheduler = Scheduler::Create(model_, tokenizer_, &store_, options);
+    EXPECT_TRUE(scheduler.ok()) << scheduler.status();
+    return scheduler.ok() ? std::move(scheduler).value() : nullptr;
+  }
+
+  // What local generation produces for `input` on the suite's model.
+  static std::vector<GeneratedToken> Local(const DecodeInput& input) {
+    return LocalTokens(*model_, *tokenizer_, input);
+  }
+
+  static inline std::filesystem::path* dir_ = nullptr;
+  static inline Model* model_ = nullptr;
+  static inline Tokenizer* tokenizer_ = nullptr;
+  MapBlockSource store_;
+};
 
 // Steps `scheduler` until every recorder is done; fails the test after
 // `max_steps`.
