@@ -145,12 +145,9 @@ absl::Status RunDecodeNode(const DecodeNodeOptions& options) {
   const SchedulerLoad empty = scheduler->Load();
   metrics.RecordLoad(0, 0, empty.free_blocks, empty.total_blocks, 0);
   scheduler->Start();
-  TANDEM_ASSIGN_OR_RETURN(std::unique_ptr<HttpServer> metrics_server,
-                          StartMetricsServer(options.metrics_listen, registry));
-  const std::string metrics_address =
-      metrics_server == nullptr ? "" : metrics_server->address();
-  TANDEM_RETURN_IF_ERROR(
-      WriteAddressFile(options.metrics_address_file, metrics_address));
+  TANDEM_ASSIGN_OR_RETURN(MetricsEndpoint metrics_http,
+                          ServeMetrics(options.metrics_listen,
+                                       options.metrics_address_file, registry));
   const std::string model_name =
       WorkerModelName(options.model_name, options.model_dir);
   DecodeService service(scheduler.get(), tokenizer.get(),
@@ -182,7 +179,8 @@ absl::Status RunDecodeNode(const DecodeNodeOptions& options) {
       << " kvstore_timeout_s=" << absl::ToDoubleSeconds(options.kvstore_timeout)
       << " router=" << (options.router.empty() ? "-" : options.router)
       << " worker_id=" << (options.worker_id.empty() ? "-" : options.worker_id)
-      << " metrics=" << (metrics_address.empty() ? "-" : metrics_address);
+      << " metrics="
+      << (metrics_http.address.empty() ? "-" : metrics_http.address);
   std::unique_ptr<HeartbeatSender> heartbeat = StartWorkerHeartbeat(
       options.router, options.worker_id, options.advertise_address,
       server.address, options.colocated ? "colocated" : "decode",
@@ -195,7 +193,7 @@ absl::Status RunDecodeNode(const DecodeNodeOptions& options) {
                           std::chrono::seconds(2));
   server.server->Wait();
   scheduler.reset();
-  if (metrics_server != nullptr) metrics_server->Stop();
+  if (metrics_http.server != nullptr) metrics_http.server->Stop();
   return absl::OkStatus();
 }
 

@@ -83,12 +83,9 @@ absl::Status RunPrefillNode(const PrefillNodeOptions& options) {
               .io_threads = options.io_threads,
               .metrics = &metrics,
               .prefix_reuse = options.prefix_reuse}));
-  TANDEM_ASSIGN_OR_RETURN(std::unique_ptr<HttpServer> metrics_server,
-                          StartMetricsServer(options.metrics_listen, registry));
-  const std::string metrics_address =
-      metrics_server == nullptr ? "" : metrics_server->address();
-  TANDEM_RETURN_IF_ERROR(
-      WriteAddressFile(options.metrics_address_file, metrics_address));
+  TANDEM_ASSIGN_OR_RETURN(MetricsEndpoint metrics_http,
+                          ServeMetrics(options.metrics_listen,
+                                       options.metrics_address_file, registry));
   const std::string model_name =
       WorkerModelName(options.model_name, options.model_dir);
   PrefillService service(worker.get(), model_name, options.max_batch_sequences);
@@ -117,7 +114,8 @@ absl::Status RunPrefillNode(const PrefillNodeOptions& options) {
             << " router=" << (options.router.empty() ? "-" : options.router)
             << " worker_id="
             << (options.worker_id.empty() ? "-" : options.worker_id)
-            << " metrics=" << (metrics_address.empty() ? "-" : metrics_address);
+            << " metrics="
+            << (metrics_http.address.empty() ? "-" : metrics_http.address);
 
   std::unique_ptr<HeartbeatSender> heartbeat = StartWorkerHeartbeat(
       options.router, options.worker_id, options.advertise_address,
@@ -130,7 +128,7 @@ absl::Status RunPrefillNode(const PrefillNodeOptions& options) {
                           std::chrono::seconds(2));
   server.server->Wait();
   worker.reset();
-  if (metrics_server != nullptr) metrics_server->Stop();
+  if (metrics_http.server != nullptr) metrics_http.server->Stop();
   return absl::OkStatus();
 }
 

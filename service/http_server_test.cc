@@ -1,5 +1,9 @@
 #include "service/http_server.h"
 
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
 #include <string>
 
 #include "gmock/gmock.h"
@@ -108,6 +112,28 @@ TEST(MetricsServerTest, EmptyListenStartsNothing) {
   auto server = StartMetricsServer("", registry);
   ASSERT_TRUE(server.ok());
   EXPECT_EQ(*server, nullptr);
+}
+
+TEST(MetricsServerTest, ServeMetricsWritesTheBoundAddress) {
+  prometheus::Registry registry;
+  const std::filesystem::path file =
+      std::filesystem::path(::testing::TempDir()) /
+      ("metrics_address_" + std::to_string(getpid()));
+  auto endpoint = ServeMetrics("127.0.0.1:0", file.string(), registry);
+  ASSERT_TRUE(endpoint.ok()) << endpoint.status();
+  ASSERT_NE(endpoint->server, nullptr);
+  EXPECT_EQ(endpoint->address,
+            "127.0.0.1:" + std::to_string(endpoint->server->port()));
+  std::ifstream in(file);
+  std::string written;
+  std::getline(in, written);
+  EXPECT_EQ(written, endpoint->address);
+  std::filesystem::remove(file);
+
+  auto none = ServeMetrics("", "", registry);
+  ASSERT_TRUE(none.ok());
+  EXPECT_EQ(none->server, nullptr);
+  EXPECT_EQ(none->address, "");
 }
 
 }  // namespace

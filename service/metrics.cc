@@ -3,6 +3,7 @@
 #include <utility>
 
 #include "prometheus/text_serializer.h"
+#include "service/server.h"
 
 namespace tandem {
 
@@ -33,6 +34,20 @@ absl::StatusOr<std::unique_ptr<HttpServer>> StartMetricsServer(
       options, [&registry, &refresh](httplib::Server& server) {
         AddMetricsRoute(server, registry, std::move(refresh));
       });
+}
+
+absl::StatusOr<MetricsEndpoint> ServeMetrics(
+    const std::string& listen, const std::string& address_file,
+    const prometheus::Registry& registry) {
+  absl::StatusOr<std::unique_ptr<HttpServer>> server =
+      StartMetricsServer(listen, registry);
+  if (!server.ok()) return server.status();
+  MetricsEndpoint endpoint;
+  endpoint.server = std::move(server).value();
+  if (endpoint.server != nullptr) endpoint.address = endpoint.server->address();
+  absl::Status written = WriteAddressFile(address_file, endpoint.address);
+  if (!written.ok()) return written;
+  return endpoint;
 }
 
 const prometheus::Histogram::BucketBoundaries& LatencyBuckets() {

@@ -45,6 +45,20 @@ absl::StatusOr<std::unique_ptr<HttpServer>> StartMetricsServer(
     const std::string& listen, const prometheus::Registry& registry,
     MetricsRefresh refresh = nullptr);
 
+// A node's /metrics server and the host:port it is bound to; both empty
+// when the node serves no metrics.
+struct MetricsEndpoint {
+  std::unique_ptr<HttpServer> server;
+  std::string address;
+};
+
+// StartMetricsServer on `listen`, then the bound address written to
+// `address_file` (WriteAddressFile; nothing if the path is empty). Errors
+// as those two return them.
+absl::StatusOr<MetricsEndpoint> ServeMetrics(
+    const std::string& listen, const std::string& address_file,
+    const prometheus::Registry& registry);
+
 // Histogram bucket bounds in seconds for request-scale latencies: 1 ms to
 // 2 minutes, about three per decade.
 const prometheus::Histogram::BucketBoundaries& LatencyBuckets();
