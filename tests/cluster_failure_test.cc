@@ -23,44 +23,28 @@ constexpr int kContext = kClusterTestContext;
 
 TEST_F(ClusterTest, BadRequestsGetTheirCodeAndLeaveNothingAllocated) {
   StartCluster({});
-  struct Case {
-    v1::GenerateRequest request;
-    absl::StatusCode code;
-    std::string names;
-  };
-  std::vector<Case> cases;
-  const auto bad = [&](absl::StatusCode code, std::string names,
-                       auto&& change) {
-    v1::GenerateRequest request = Greedy("ok", 8);
-    change(request);
-    cases.push_back({request, code, names});
-  };
   const absl::StatusCode kInvalid = absl::StatusCode::kInvalidArgument;
-  bad(kInvalid, "prompt", [](auto& r) { r.clear_prompt(); });
-  bad(kInvalid, "prompt.tokens", [](auto& r) { r.mutable_tokens(); });
-  bad(kInvalid, "prompt.tokens[0]",
-      [](auto& r) { r.mutable_tokens()->add_ids(9999); });
-  bad(kInvalid, "prompt has",
-      [](auto& r) { r.set_text(std::string(kContext, 'x')); });
-  bad(kInvalid, "max_tokens", [](auto& r) { r.set_max_tokens(kContext); });
-  bad(kInvalid, "max_tokens", [](auto& r) { r.set_max_tokens(-5); });
-  bad(kInvalid, "temperature",
-      [](auto& r) { r.mutable_sampling()->set_temperature(-1); });
-  bad(kInvalid, "top_p", [](auto& r) { r.mutable_sampling()->set_top_p(0); });
-  bad(kInvalid, "min_p", [](auto& r) { r.mutable_sampling()->set_min_p(3); });
-  bad(kInvalid, "presence_penalty",
-      [](auto& r) { r.mutable_sampling()->set_presence_penalty(9); });
-  bad(kInvalid, "logprobs", [](auto& r) { r.set_logprobs(21); });
-  bad(kInvalid, "stop[0]", [](auto& r) { r.add_stop(""); });
-  bad(kInvalid, "stop_token_ids[0]", [](auto& r) { r.add_stop_token_ids(-1); });
-  bad(absl::StatusCode::kNotFound, "gpt", [](auto& r) { r.set_model("gpt"); });
-  for (const Case& c : cases) {
-    const Completion out = Remote(*stub_, c.request);
-    EXPECT_EQ(out.status.code(), c.code) << out.status;
-    EXPECT_THAT(out.status.message(), HasSubstr(c.names));
-    EXPECT_EQ(out.replies, 0);
-  }
-  ExpectDecodeWorkerIdle(0);
+  ExpectRefused({
+      {kInvalid, "prompt", [](auto& r) { r.clear_prompt(); }},
+      {kInvalid, "prompt.tokens", [](auto& r) { r.mutable_tokens(); }},
+      {kInvalid, "prompt.tokens[0]",
+       [](auto& r) { r.mutable_tokens()->add_ids(9999); }},
+      {kInvalid, "prompt has",
+       [](auto& r) { r.set_text(std::string(kContext, 'x')); }},
+      {kInvalid, "max_tokens", [](auto& r) { r.set_max_tokens(kContext); }},
+      {kInvalid, "max_tokens", [](auto& r) { r.set_max_tokens(-5); }},
+      {kInvalid, "temperature",
+       [](auto& r) { r.mutable_sampling()->set_temperature(-1); }},
+      {kInvalid, "top_p", [](auto& r) { r.mutable_sampling()->set_top_p(0); }},
+      {kInvalid, "min_p", [](auto& r) { r.mutable_sampling()->set_min_p(3); }},
+      {kInvalid, "presence_penalty",
+       [](auto& r) { r.mutable_sampling()->set_presence_penalty(9); }},
+      {kInvalid, "logprobs", [](auto& r) { r.set_logprobs(21); }},
+      {kInvalid, "stop[0]", [](auto& r) { r.add_stop(""); }},
+      {kInvalid, "stop_token_ids[0]",
+       [](auto& r) { r.add_stop_token_ids(-1); }},
+      {absl::StatusCode::kNotFound, "gpt", [](auto& r) { r.set_model("gpt"); }},
+  });
   std::unique_ptr<v1::PrefillWorker::Stub> prefill = cluster_->PrefillStub(0);
   absl::StatusOr<v1::WorkerLoad> load = PrefillLoad(*prefill);
   ASSERT_TRUE(load.ok()) << load.status();

@@ -132,14 +132,7 @@ TEST_F(ClusterTest, ListModelsAndTokenizeThroughTheRouter) {
   EXPECT_THAT(ids.token_ids(), ElementsAreArray({'o', 'k'}));
   // The router's readiness follows its registry within a fraction of a
   // second.
-  absl::StatusOr<HealthState> health;
-  const absl::Time deadline = absl::Now() + absl::Seconds(5);
-  do {
-    health = CheckHealth(cluster_->router_address(), "tandem.v1.Router",
-                         absl::Seconds(5));
-    ASSERT_TRUE(health.ok()) << health.status();
-  } while (*health != HealthState::kServing && absl::Now() < deadline);
-  EXPECT_EQ(*health, HealthState::kServing);
+  ExpectRouterServing();
 }
 
 }  // namespace

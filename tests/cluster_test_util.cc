@@ -176,6 +176,29 @@ void ClusterTest::ExpectDecodeWorkerIdle(int i) {
                 << " still busy: " << load->ShortDebugString();
 }
 
+void ClusterTest::ExpectRefused(const std::vector<RefusedRequest>& cases) {
+  for (const RefusedRequest& c : cases) {
+    v1::GenerateRequest request = Greedy("ok", 8);
+    c.change(request);
+    const Completion out = Remote(*stub_, request);
+    EXPECT_EQ(out.status.code(), c.code) << out.status;
+    EXPECT_THAT(out.status.message(), ::testing::HasSubstr(c.names));
+    EXPECT_EQ(out.replies, 0);
+  }
+  ExpectDecodeWorkerIdle(0);
+}
+
+void ClusterTest::ExpectRouterServing() {
+  absl::StatusOr<HealthState> health;
+  const absl::Time deadline = absl::Now() + absl::Seconds(5);
+  do {
+    health = CheckHealth(cluster_->router_address(), "tandem.v1.Router",
+                         absl::Seconds(5));
+    ASSERT_TRUE(health.ok()) << health.status();
+  } while (*health != HealthState::kServing && absl::Now() < deadline);
+  EXPECT_EQ(*health, HealthState::kServing);
+}
+
 void ClusterTest::ExpectStopStringsAndLogprobsMatchLocal() {
   ModelEnvironment* const environment = RegisterModelEnvironment();
   const std::string prompt = "Stop here: ";

@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -76,6 +77,14 @@ void ExpectSameCompletion(const Completion& remote, const Completion& local);
 // A prompt whose greedy completion runs `tokens` tokens without stopping.
 std::string LongGreedyPrompt(int tokens);
 
+// A request the router must refuse: Greedy("ok", 8) with `change` applied,
+// refused with `code` in a message that contains `names`.
+struct RefusedRequest {
+  absl::StatusCode code;
+  std::string names;
+  std::function<void(v1::GenerateRequest&)> change;
+};
+
 class ClusterTest : public ::testing::Test {
  protected:
   // Starts a cluster over the test model (options.model_dir is set here).
@@ -83,6 +92,14 @@ class ClusterTest : public ::testing::Test {
 
   // Waits until decode worker i holds no sequence and every block is free.
   void ExpectDecodeWorkerIdle(int i);
+
+  // Sends each of `cases` through the router, expecting its code and names
+  // and no reply, then expects decode worker 0 idle: a refused request
+  // leaves nothing allocated.
+  void ExpectRefused(const std::vector<RefusedRequest>& cases);
+
+  // Expects the router's health check to report SERVING within 5 s.
+  void ExpectRouterServing();
 
   // Checks, on the running cluster, that a greedy completion ending at a
   // stop string from the middle of its text, with 3 logprobs per token,

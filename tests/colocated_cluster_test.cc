@@ -78,34 +78,17 @@ TEST_F(ClusterTest, ColocatedWorkerReusesPrefixesThroughTheStore) {
 
 TEST_F(ClusterTest, ColocatedBadRequestsGetTheirCodeAndLeaveNothingAllocated) {
   StartCluster(Colocated());
-  struct Case {
-    v1::GenerateRequest request;
-    absl::StatusCode code;
-    std::string names;
-  };
-  std::vector<Case> cases;
-  const auto bad = [&](absl::StatusCode code, std::string names,
-                       auto&& change) {
-    v1::GenerateRequest request = Greedy("ok", 8);
-    change(request);
-    cases.push_back({request, code, names});
-  };
   const absl::StatusCode kInvalid = absl::StatusCode::kInvalidArgument;
-  bad(kInvalid, "prompt.tokens[0]",
-      [](auto& r) { r.mutable_tokens()->add_ids(9999); });
-  bad(kInvalid, "max_tokens", [](auto& r) { r.set_max_tokens(kContext); });
-  bad(kInvalid, "temperature",
-      [](auto& r) { r.mutable_sampling()->set_temperature(-1); });
-  bad(kInvalid, "logprobs", [](auto& r) { r.set_logprobs(21); });
-  bad(kInvalid, "stop[0]", [](auto& r) { r.add_stop(""); });
-  bad(absl::StatusCode::kNotFound, "gpt", [](auto& r) { r.set_model("gpt"); });
-  for (const Case& c : cases) {
-    const Completion out = Remote(*stub_, c.request);
-    EXPECT_EQ(out.status.code(), c.code) << out.status;
-    EXPECT_THAT(out.status.message(), HasSubstr(c.names));
-    EXPECT_EQ(out.replies, 0);
-  }
-  ExpectDecodeWorkerIdle(0);
+  ExpectRefused({
+      {kInvalid, "prompt.tokens[0]",
+       [](auto& r) { r.mutable_tokens()->add_ids(9999); }},
+      {kInvalid, "max_tokens", [](auto& r) { r.set_max_tokens(kContext); }},
+      {kInvalid, "temperature",
+       [](auto& r) { r.mutable_sampling()->set_temperature(-1); }},
+      {kInvalid, "logprobs", [](auto& r) { r.set_logprobs(21); }},
+      {kInvalid, "stop[0]", [](auto& r) { r.add_stop(""); }},
+      {absl::StatusCode::kNotFound, "gpt", [](auto& r) { r.set_model("gpt"); }},
+  });
 }
 
 TEST_F(ClusterTest, ColocatedWorkerRefusesRequestsMeantForOtherKinds) {
@@ -141,14 +124,7 @@ TEST_F(ClusterTest, RouterWithOnlyAColocatedWorkerIsReady) {
   EXPECT_EQ(models.models(0).colocated_workers(), 1);
   EXPECT_EQ(models.models(0).prefill_workers(), 0);
   EXPECT_EQ(models.models(0).decode_workers(), 0);
-  absl::StatusOr<HealthState> health;
-  const absl::Time deadline = absl::Now() + absl::Seconds(5);
-  do {
-    health = CheckHealth(cluster_->router_address(), "tandem.v1.Router",
-                         absl::Seconds(5));
-    ASSERT_TRUE(health.ok()) << health.status();
-  } while (*health != HealthState::kServing && absl::Now() < deadline);
-  EXPECT_EQ(*health, HealthState::kServing);
+  ExpectRouterServing();
 }
 
 }  // namespace
