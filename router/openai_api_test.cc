@@ -18,13 +18,13 @@
 #include "nlohmann/json.hpp"
 #include "router/fake_workers.h"
 #include "router/router_client.h"
+#include "router/router_over_fakes_test.h"
 #include "router/router_server.h"
 #include "tests/test_model.h"
 
 namespace tandem {
 namespace {
 
-namespace fs = std::filesystem;
 using nlohmann::json;
 using testing::FakeDecodeWorker;
 using ::testing::HasSubstr;
@@ -49,49 +49,21 @@ std::vector<std::string> SseData(const std::string& body) {
   return data;
 }
 
-class OpenAiApiTest : public ::testing::Test {
+class OpenAiApiTest : public testing::RouterOverFakesTest {
  protected:
-  static void SetUpTestSuite() {
-    model_dir_ =
-        new fs::path(fs::path(::testing::TempDir()) /
-                     absl::StrCat("openai_api_test_", getpid()) / "tiny");
-    fs::remove_all(model_dir_->parent_path());
-    fs::create_directories(model_dir_->parent_path());
-    testing::TestModelOptions options;
-    options.context = 128;
-    ASSERT_TRUE(testing::WriteTestModel(*model_dir_, options).ok());
-  }
-  static void TearDownTestSuite() {
-    fs::remove_all(model_dir_->parent_path());
-    delete model_dir_;
-  }
-
-  void SetUp() override {
-    prefill_server_ = testing::ServeFake(&prefill_);
-    decode_server_ = testing::ServeFake(&decode_);
-  }
-
   void TearDown() override {
     client_.reset();
-    if (router_ != nullptr) router_->Shutdown(absl::ZeroDuration());
-    prefill_server_.server->Shutdown();
-    decode_server_.server->Shutdown();
+    RouterOverFakesTest::TearDown();
   }
 
   void StartRouter(const std::string& api_key = "", bool with_decode = true) {
-    RouterOptions options;
-    options.listen = "127.0.0.1:0";
+    RouterOptions options = FakeOptions(with_decode);
     options.http_listen = "127.0.0.1:0";
     options.http_stream_heartbeat = absl::Milliseconds(20);
     options.api_key = api_key;
-    options.model_dir = model_dir_->string();
-    options.prefill_workers = {prefill_server_.address};
-    if (with_decode) options.decode_workers = {decode_server_.address};
     options.poll_interval = absl::Milliseconds(50);
-    absl::StatusOr<std::unique_ptr<RouterServer>> router =
-        RouterServer::Start(options);
-    ASSERT_TRUE(router.ok()) << router.status();
-    router_ = *std::move(router);
+    StartRouterWith(options);
+    if (router_ == nullptr) return;
     const std::string& address = router_->http_address();
     client_ = std::make_unique<httplib::Client>(
         "127.0.0.1", std::stoi(address.substr(address.rfind(':') + 1)));
@@ -140,16 +112,8 @@ class OpenAiApiTest : public ::testing::Test {
     EXPECT_TRUE(error.contains("code")) << reply.body;
   }
 
-  static fs::path* model_dir_;
-  testing::FakePrefillWorker prefill_;
-  FakeDecodeWorker decode_;
-  testing::FakeServer prefill_server_;
-  testing::FakeServer decode_server_;
-  std::unique_ptr<RouterServer> router_;
   std::unique_ptr<httplib::Client> client_;
 };
-
-fs::path* OpenAiApiTest::model_dir_ = nullptr;
 
 TEST_F(OpenAiApiTest, CompletionCarriesTextUsageAndTheLoggedRequestId) {
   StartRouter();

@@ -14,13 +14,13 @@
 #include "gtest/gtest.h"
 #include "router/fake_workers.h"
 #include "router/router_client.h"
+#include "router/router_over_fakes_test.h"
 #include "router/router_server.h"
 #include "tests/test_model.h"
 
 namespace tandem {
 namespace {
 
-namespace fs = std::filesystem;
 using ::testing::ElementsAre;
 using testing::FakeDecodeWorker;
 using ::testing::HasSubstr;
@@ -32,50 +32,17 @@ struct Stream {
   std::string text;
 };
 
-class RouterServiceTest : public ::testing::Test {
+class RouterServiceTest : public testing::RouterOverFakesTest {
  protected:
-  static void SetUpTestSuite() {
-    model_dir_ =
-        new fs::path(fs::path(::testing::TempDir()) /
-                     absl::StrCat("router_service_test_", getpid()) / "tiny");
-    fs::remove_all(model_dir_->parent_path());
-    fs::create_directories(model_dir_->parent_path());
-    testing::TestModelOptions options;
-    options.context = 128;
-    ASSERT_TRUE(testing::WriteTestModel(*model_dir_, options).ok());
-  }
-  static void TearDownTestSuite() {
-    fs::remove_all(model_dir_->parent_path());
-    delete model_dir_;
-  }
-
-  void SetUp() override {
-    prefill_server_ = testing::ServeFake(&prefill_);
-    decode_server_ = testing::ServeFake(&decode_);
-  }
-
-  void TearDown() override {
-    if (router_ != nullptr) router_->Shutdown(absl::ZeroDuration());
-    prefill_server_.server->Shutdown();
-    if (decode_server_.server) decode_server_.server->Shutdown();
-  }
-
   // Starts the router with both fakes listed statically.
   void StartRouter(int max_inflight = 16, bool with_decode = true,
                    absl::Duration worker_expiry = absl::Seconds(3)) {
-    RouterOptions options;
+    RouterOptions options = FakeOptions(with_decode);
     options.worker_expiry = worker_expiry;
-    options.listen = "127.0.0.1:0";
-    options.model_dir = model_dir_->string();
-    options.prefill_workers = {prefill_server_.address};
-    if (with_decode) options.decode_workers = {decode_server_.address};
     options.max_inflight = max_inflight;
     options.poll_interval = absl::Milliseconds(100);
-    absl::StatusOr<std::unique_ptr<RouterServer>> router =
-        RouterServer::Start(options);
-    ASSERT_TRUE(router.ok()) << router.status();
-    router_ = *std::move(router);
-    stub_ = NewRouterStub(router_->address());
+    StartRouterWith(options);
+    if (router_ != nullptr) stub_ = NewRouterStub(router_->address());
   }
 
   Stream Generate(const v1::GenerateRequest& request,
@@ -101,16 +68,8 @@ class RouterServiceTest : public ::testing::Test {
     return request;
   }
 
-  static fs::path* model_dir_;
-  testing::FakePrefillWorker prefill_;
-  FakeDecodeWorker decode_;
-  testing::FakeServer prefill_server_;
-  testing::FakeServer decode_server_;
-  std::unique_ptr<RouterServer> router_;
   std::unique_ptr<v1::Router::Stub> stub_;
 };
-
-fs::path* RouterServiceTest::model_dir_ = nullptr;
 
 TEST_F(RouterServiceTest, RelaysTheDecodeStreamWithUsage) {
   StartRouter();
