@@ -2,24 +2,21 @@
 // over a small random model: a closed-loop run writes a report with the
 // documented keys, a trace run reuses shared prefixes through the store,
 // and bad flags are one line on stderr with a non-zero exit.
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
-#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <memory>
-#include <sstream>
 #include <string>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_replace.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 #include "tests/serving_cluster.h"
+#include "tests/test_files.h"
 #include "tests/test_model.h"
 
 namespace tandem::testing {
@@ -28,28 +25,6 @@ namespace {
 namespace fs = std::filesystem;
 using json = nlohmann::json;
 using ::testing::HasSubstr;
-
-fs::path SourceDir() {
-  const char* root = std::getenv("TANDEM_SOURCE_DIR");
-  return root == nullptr ? fs::path(".") : fs::path(root);
-}
-
-std::string ReadFile(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
-
-struct Outcome {
-  int exit_code = -1;
-  std::string out;
-  std::string err;
-};
-
-std::string Quote(const std::string& arg) {
-  return absl::StrCat("'", absl::StrReplaceAll(arg, {{"'", "'\\''"}}), "'");
-}
 
 class BenchClusterTest : public ::testing::Test {
  protected:
@@ -79,21 +54,14 @@ class BenchClusterTest : public ::testing::Test {
   }
 
   // Runs `tandem bench` with `args` from the source directory.
-  static Outcome Bench(const std::vector<std::string>& args) {
-    const fs::path out = *dir_ / "stdout", err = *dir_ / "stderr";
-    std::string command = absl::StrCat("cd ", Quote(SourceDir().string()),
-                                       " && ", Quote(TANDEM_BINARY), " bench");
+  static CommandOutcome Bench(const std::vector<std::string>& args) {
+    std::string command =
+        absl::StrCat("cd ", ShellQuote(SourceDir().string()), " && ",
+                     ShellQuote(TANDEM_BINARY), " bench");
     for (const std::string& arg : args) {
-      absl::StrAppend(&command, " ", Quote(arg));
+      absl::StrAppend(&command, " ", ShellQuote(arg));
     }
-    absl::StrAppend(&command, " </dev/null >", Quote(out.string()), " 2>",
-                    Quote(err.string()));
-    const int status = std::system(command.c_str());
-    Outcome run;
-    run.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128;
-    run.out = ReadFile(out);
-    run.err = ReadFile(err);
-    return run;
+    return RunCommand(command, *dir_);
   }
 
   static json ReadReport(const fs::path& path) {
@@ -123,7 +91,7 @@ TEST_F(BenchClusterTest, ClosedLoopRunWritesAReportWithEveryRequest) {
   ASSERT_NE(cluster_, nullptr);
   const fs::path report_path = *dir_ / "closed.json";
   const fs::path plots = *dir_ / "plots";
-  const Outcome run =
+  const CommandOutcome run =
       Bench({"--router", cluster_->router_address(), "--concurrency", "2",
              "--num-requests", "8", "--input-len", "uniform:8:40",
              "--output-len", "6", "--seed", "3", "--out", report_path.string(),
@@ -183,7 +151,7 @@ TEST_F(BenchClusterTest, TraceRunReusesSharedPrefixes) {
   const fs::path report_path = *dir_ / "trace.json";
   // Scaled by 1/32: 16-token trace blocks, the cluster's KV block size.
   // The sample trace's first two requests share two blocks.
-  const Outcome run =
+  const CommandOutcome run =
       Bench({"--router", cluster_->router_address(), "--trace",
              "bench/testdata/mooncake_sample.jsonl", "--trace-scale", "0.03125",
              "--concurrency", "1", "--num-requests", "4", "--out",
@@ -201,7 +169,8 @@ TEST_F(BenchClusterTest, TraceRunReusesSharedPrefixes) {
 }
 
 // Asserts that `err` is exactly one line holding `expected`.
-void ExpectOneLineError(const Outcome& run, const std::string& expected) {
+void ExpectOneLineError(const CommandOutcome& run,
+                        const std::string& expected) {
   EXPECT_NE(run.exit_code, 0);
   EXPECT_EQ(std::count(run.err.begin(), run.err.end(), '\n'), 1) << run.err;
   EXPECT_THAT(run.err, HasSubstr(expected));
@@ -248,7 +217,7 @@ TEST_F(BenchClusterTest, MalformedTraceNamesTheLine) {
 }
 
 TEST_F(BenchClusterTest, HelpListsFlagsWithoutTheirPrefix) {
-  const Outcome run = Bench({"--help"});
+  const CommandOutcome run = Bench({"--help"});
   EXPECT_EQ(run.exit_code, 0);
   EXPECT_THAT(run.out, HasSubstr("--trace-time-scale=1"));
   EXPECT_THAT(run.out, HasSubstr("--router=\"\""));

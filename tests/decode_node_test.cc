@@ -35,6 +35,7 @@
 #include "service/server.h"
 #include "tests/child_process.h"
 #include "tests/grpc_probe.h"
+#include "tests/test_files.h"
 #include "tools/random_model.h"
 
 namespace tandem {
@@ -44,13 +45,9 @@ namespace fs = std::filesystem;
 using ::tandem::testing::ChildProcess;
 using ::testing::Contains;
 using ::testing::HasSubstr;
+using testing::SourceDir;
 
 constexpr int kBlockSize = 16;
-
-fs::path SourceDir() {
-  const char* root = std::getenv("TANDEM_SOURCE_DIR");
-  return root == nullptr ? fs::path(".") : fs::path(root);
-}
 
 // Records the heartbeats a decode worker sends.
 class FakeRouter : public v1::Membership::CallbackService {

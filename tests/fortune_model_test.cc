@@ -5,44 +5,33 @@
 // tools/train_default_model.py recorded in the model's training.json.
 // After retraining a model, regenerate its fixture:
 //   /usr/bin/python3 tools/make_greedy_fixture.py --model models/fortune
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmath>
 #include <cstdio>
-#include <cstdlib>
 #include <filesystem>
-#include <fstream>
 #include <memory>
-#include <sstream>
 #include <string>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_replace.h"
 #include "engine/generation.h"
 #include "engine/utf8.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
+#include "tests/test_files.h"
 #include "tools/bits_per_byte.h"
 
 namespace tandem {
 namespace {
 
 namespace fs = std::filesystem;
-
-fs::path SourceDir() {
-  const char* root = std::getenv("TANDEM_SOURCE_DIR");
-  return root == nullptr ? fs::path(".") : fs::path(root);
-}
-
-std::string ReadFile(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
+using testing::CommandOutcome;
+using testing::ReadFile;
+using testing::RunCommand;
+using testing::ShellQuote;
+using testing::SourceDir;
 
 nlohmann::json ReadJson(const fs::path& path) {
   return nlohmann::json::parse(ReadFile(path), nullptr,
@@ -100,18 +89,18 @@ TEST_P(FortuneModelTest, TandemGenerateGreedyPrintsThePyTorchText) {
   const nlohmann::json& c = fixture_.at("cases").at(1);
   const std::string text = c.at("text").get<std::string>();
   ASSERT_TRUE(IsValidUtf8(text));
-  const fs::path out =
+  const fs::path scratch =
       fs::path(::testing::TempDir()) / absl::StrCat("fortune_", getpid());
+  fs::create_directories(scratch);
   const std::string command = absl::StrCat(
-      "'", TANDEM_BINARY, "' generate --model '", ModelDir().string(),
-      "' --threads 1 --temperature 0 --max-tokens ", c.at("greedy_ids").size(),
-      " --prompt '",
-      absl::StrReplaceAll(c.at("prompt").get<std::string>(), {{"'", "'\\''"}}),
-      "' >'", out.string(), "' 2>/dev/null");
-  const int status = std::system(command.c_str());
-  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << command;
-  EXPECT_EQ(ReadFile(out), text);
-  fs::remove(out);
+      ShellQuote(TANDEM_BINARY), " generate --model ",
+      ShellQuote(ModelDir().string()),
+      " --threads 1 --temperature 0 --max-tokens ", c.at("greedy_ids").size(),
+      " --prompt ", ShellQuote(c.at("prompt").get<std::string>()));
+  const CommandOutcome run = RunCommand(command, scratch);
+  EXPECT_EQ(run.exit_code, 0) << command << "\n" << run.err;
+  EXPECT_EQ(run.out, text);
+  fs::remove_all(scratch);
 }
 
 TEST_P(FortuneModelTest, HeldOutBitsPerByteMatchesTheTrainingFigure) {

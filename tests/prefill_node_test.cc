@@ -30,6 +30,7 @@
 #include "proto/worker.grpc.pb.h"
 #include "tests/child_process.h"
 #include "tests/grpc_probe.h"
+#include "tests/test_files.h"
 
 namespace tandem {
 namespace {
@@ -41,16 +42,12 @@ using ::tandem::testing::PrefillLocally;
 using ::tandem::testing::TestPrompt;
 using ::testing::Contains;
 using ::testing::HasSubstr;
+using testing::SourceDir;
 
 constexpr int kBlockSize = 16;
 // 8 blocks of this model's shape: 128 tokens.
 constexpr char kCacheBytes[] = "--kv_cache_bytes=32KiB";
 constexpr int kCacheBlocks = 8;
-
-fs::path SourceDir() {
-  const char* root = std::getenv("TANDEM_SOURCE_DIR");
-  return root == nullptr ? fs::path(".") : fs::path(root);
-}
 
 class PrefillNodeTest : public ::testing::Test {
  protected:

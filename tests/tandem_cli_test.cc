@@ -1,57 +1,36 @@
 // Runs the built `tandem` binary as a subprocess against a small random
 // byte-level model (vocab 258, BOS 256, EOS 257, context 128) written into
 // a temporary directory with the default model's tokenizer files.
-#include <sys/wait.h>
 #include <unistd.h>
 
-#include <cstdlib>
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 #include <string>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/test_files.h"
 #include "tools/random_model.h"
 
 namespace tandem {
 namespace {
 
 namespace fs = std::filesystem;
+using testing::CommandOutcome;
 using ::testing::HasSubstr;
 using ::testing::MatchesRegex;
+using testing::ReadFile;
+using testing::RunCommand;
+using testing::ShellQuote;
+using testing::SourceDir;
 using ::testing::StartsWith;
-
-fs::path SourceDir() {
-  const char* root = std::getenv("TANDEM_SOURCE_DIR");
-  return root == nullptr ? fs::path(".") : fs::path(root);
-}
+using testing::WriteFile;
 
 fs::path ByteTokenizerFile() {
   return SourceDir() / "engine/testdata/tokenizers/byte/tokenizer.json";
 }
-
-void WriteFile(const fs::path& path, const std::string& text) {
-  std::ofstream out(path, std::ios::binary);
-  out << text;
-}
-
-std::string ReadFile(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
-
-struct Outcome {
-  int exit_code = -1;
-  std::string out;
-  std::string err;
-};
 
 class TandemCliTest : public ::testing::Test {
  protected:
@@ -88,26 +67,13 @@ class TandemCliTest : public ::testing::Test {
   static fs::path ModelDir() { return *dir_ / "model"; }
 
   // Runs tandem with `args`, feeding `input` on stdin.
-  static Outcome Tandem(const std::vector<std::string>& args,
-                        const std::string& input = "") {
-    const fs::path in = *dir_ / "stdin", out = *dir_ / "stdout",
-                   err = *dir_ / "stderr";
-    WriteFile(in, input);
-    std::string command = Quote(TANDEM_BINARY);
-    for (const std::string& arg : args)
-      absl::StrAppend(&command, " ", Quote(arg));
-    absl::StrAppend(&command, " <", Quote(in.string()), " >",
-                    Quote(out.string()), " 2>", Quote(err.string()));
-    const int status = std::system(command.c_str());
-    Outcome run;
-    run.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128;
-    run.out = ReadFile(out);
-    run.err = ReadFile(err);
-    return run;
-  }
-
-  static std::string Quote(const std::string& arg) {
-    return absl::StrCat("'", absl::StrReplaceAll(arg, {{"'", "'\\''"}}), "'");
+  static CommandOutcome Tandem(const std::vector<std::string>& args,
+                               const std::string& input = "") {
+    std::string command = ShellQuote(TANDEM_BINARY);
+    for (const std::string& arg : args) {
+      absl::StrAppend(&command, " ", ShellQuote(arg));
+    }
+    return RunCommand(command, *dir_, input);
   }
 
   static std::vector<std::string> Generate(std::vector<std::string> extra) {
@@ -137,12 +103,12 @@ void ExpectOneLine(const std::string& err) {
 
 TEST_F(TandemCliTest, TokenizeRoundTripsThroughATokenizerFile) {
   const std::string text = "H\xc3\xa9llo, world\n";
-  Outcome encoded =
+  CommandOutcome encoded =
       Tandem({"tokenize", "--tokenizer", ByteTokenizerFile().string()}, text);
   ASSERT_EQ(encoded.exit_code, 0) << encoded.err;
   EXPECT_EQ(encoded.out,
             "[72,195,169,108,108,111,44,32,119,111,114,108,100,10]\n");
-  Outcome decoded = Tandem(
+  CommandOutcome decoded = Tandem(
       {"tokenize", "--tokenizer", ByteTokenizerFile().string(), "--decode"},
       encoded.out);
   ASSERT_EQ(decoded.exit_code, 0) << decoded.err;
@@ -150,19 +116,20 @@ TEST_F(TandemCliTest, TokenizeRoundTripsThroughATokenizerFile) {
 }
 
 TEST_F(TandemCliTest, TokenizeModelDirAddsBosUnlessSpecialTokensAreOff) {
-  Outcome with_bos =
+  CommandOutcome with_bos =
       Tandem({"tokenize", "--tokenizer", ModelDir().string(), "--text", "hi"});
   ASSERT_EQ(with_bos.exit_code, 0) << with_bos.err;
   EXPECT_EQ(with_bos.out, "[256,104,105]\n");
-  Outcome decoded = Tandem({"tokenize", "--tokenizer", ModelDir().string(),
-                            "--decode", "--no-special-tokens"},
-                           "[256, 104, 105, 257]");
+  CommandOutcome decoded =
+      Tandem({"tokenize", "--tokenizer", ModelDir().string(), "--decode",
+              "--no-special-tokens"},
+             "[256, 104, 105, 257]");
   ASSERT_EQ(decoded.exit_code, 0) << decoded.err;
   EXPECT_EQ(decoded.out, "hi");
 }
 
 TEST_F(TandemCliTest, TokenizeRejectsMalformedIds) {
-  Outcome run = Tandem(
+  CommandOutcome run = Tandem(
       {"tokenize", "--tokenizer", ByteTokenizerFile().string(), "--decode"},
       "[72, \"x\"]");
   EXPECT_EQ(run.exit_code, 1);
@@ -171,7 +138,7 @@ TEST_F(TandemCliTest, TokenizeRejectsMalformedIds) {
 }
 
 TEST_F(TandemCliTest, UnknownFlagIsAOneLineUsageError) {
-  Outcome run = Tandem(Generate({"--bogus-flag=3"}));
+  CommandOutcome run = Tandem(Generate({"--bogus-flag=3"}));
   EXPECT_EQ(run.exit_code, 2);
   EXPECT_THAT(run.err, HasSubstr("unknown flag --bogus-flag"));
   ExpectOneLine(run.err);
@@ -179,21 +146,21 @@ TEST_F(TandemCliTest, UnknownFlagIsAOneLineUsageError) {
 }
 
 TEST_F(TandemCliTest, MalformedFlagValueIsAUsageError) {
-  Outcome run = Tandem(Generate({"--max-tokens", "many"}));
+  CommandOutcome run = Tandem(Generate({"--max-tokens", "many"}));
   EXPECT_EQ(run.exit_code, 2);
   EXPECT_THAT(run.err, HasSubstr("--max-tokens"));
   ExpectOneLine(run.err);
 }
 
 TEST_F(TandemCliTest, OutOfRangeSamplingParameterIsAUsageError) {
-  Outcome run = Tandem(Generate({"--temperature=-1"}));
+  CommandOutcome run = Tandem(Generate({"--temperature=-1"}));
   EXPECT_EQ(run.exit_code, 2);
   EXPECT_THAT(run.err, HasSubstr("temperature"));
   ExpectOneLine(run.err);
 }
 
 TEST_F(TandemCliTest, UnknownSubcommandIsAUsageError) {
-  Outcome run = Tandem({"frobnicate"});
+  CommandOutcome run = Tandem({"frobnicate"});
   EXPECT_EQ(run.exit_code, 2);
   EXPECT_THAT(run.err, HasSubstr("unknown subcommand 'frobnicate'"));
   ExpectOneLine(run.err);
@@ -201,7 +168,8 @@ TEST_F(TandemCliTest, UnknownSubcommandIsAUsageError) {
 
 TEST_F(TandemCliTest, MissingModelDirNamesThePath) {
   const std::string missing = (*dir_ / "no_such_model").string();
-  Outcome run = Tandem({"generate", "--model", missing, "--prompt", "x"});
+  CommandOutcome run =
+      Tandem({"generate", "--model", missing, "--prompt", "x"});
   EXPECT_EQ(run.exit_code, 1);
   EXPECT_THAT(run.err, HasSubstr(missing));
   EXPECT_THAT(run.err, HasSubstr("does not exist"));
@@ -211,22 +179,22 @@ TEST_F(TandemCliTest, MissingModelDirNamesThePath) {
 TEST_F(TandemCliTest, GenerateWithASeedIsReproducible) {
   const auto args = Generate(
       {"--prompt", "Hi", "--max-tokens", "24", "--seed", "7", "--ignore-eos"});
-  Outcome first = Tandem(args);
-  Outcome second = Tandem(args);
+  CommandOutcome first = Tandem(args);
+  CommandOutcome second = Tandem(args);
   ASSERT_EQ(first.exit_code, 0) << first.err;
   ASSERT_EQ(second.exit_code, 0) << second.err;
   EXPECT_FALSE(first.out.empty());
   EXPECT_EQ(first.out, second.out);
   EXPECT_THAT(first.err, HasSubstr("completion_tokens=24"));
   EXPECT_THAT(first.err, HasSubstr("finish=length seed=7"));
-  Outcome other = Tandem(Generate(
+  CommandOutcome other = Tandem(Generate(
       {"--prompt", "Hi", "--max-tokens", "24", "--seed", "8", "--ignore-eos"}));
   ASSERT_EQ(other.exit_code, 0) << other.err;
   EXPECT_NE(first.out, other.out);
 }
 
 TEST_F(TandemCliTest, EmptyPromptStartsFromBos) {
-  Outcome run = Tandem(Generate({"--max-tokens", "3", "--seed", "1"}));
+  CommandOutcome run = Tandem(Generate({"--max-tokens", "3", "--seed", "1"}));
   ASSERT_EQ(run.exit_code, 0) << run.err;
   EXPECT_THAT(run.err, HasSubstr("prompt_tokens=1 "));
 }
@@ -234,7 +202,7 @@ TEST_F(TandemCliTest, EmptyPromptStartsFromBos) {
 TEST_F(TandemCliTest, StopStringCutsTheOutput) {
   const auto greedy = Generate({"--prompt", "Hi", "--max-tokens", "30",
                                 "--temperature", "0", "--ignore-eos"});
-  Outcome free_run = Tandem(greedy);
+  CommandOutcome free_run = Tandem(greedy);
   ASSERT_EQ(free_run.exit_code, 0) << free_run.err;
   ASSERT_GE(free_run.out.size(), 10u);
   // A stop string of plain ASCII bytes taken from the output.
@@ -248,14 +216,14 @@ TEST_F(TandemCliTest, StopStringCutsTheOutput) {
   const std::string stop = free_run.out.substr(at, 1);
   auto args = greedy;
   args.insert(args.end(), {"--stop", stop});
-  Outcome stopped = Tandem(args);
+  CommandOutcome stopped = Tandem(args);
   ASSERT_EQ(stopped.exit_code, 0) << stopped.err;
   EXPECT_EQ(stopped.out, free_run.out.substr(0, free_run.out.find(stop)));
   EXPECT_THAT(stopped.err, HasSubstr("finish=stop"));
 }
 
 TEST_F(TandemCliTest, LogprobsPrintOneRowPerToken) {
-  Outcome run =
+  CommandOutcome run =
       Tandem(Generate({"--prompt", "Hi", "--max-tokens", "3", "--logprobs", "2",
                        "--ignore-eos", "--seed", "3"}));
   ASSERT_EQ(run.exit_code, 0) << run.err;
@@ -272,14 +240,15 @@ TEST_F(TandemCliTest, LogprobsPrintOneRowPerToken) {
 }
 
 TEST_F(TandemCliTest, MaxTokensBeyondTheContextIsAUsageError) {
-  Outcome run = Tandem(Generate({"--prompt", "Hi", "--max-tokens", "500"}));
+  CommandOutcome run =
+      Tandem(Generate({"--prompt", "Hi", "--max-tokens", "500"}));
   EXPECT_EQ(run.exit_code, 2);
   EXPECT_THAT(run.err, HasSubstr("max_tokens=500"));
   ExpectOneLine(run.err);
 }
 
 TEST_F(TandemCliTest, GenerateHelpListsEveryFlag) {
-  Outcome run = Tandem({"generate", "--help"});
+  CommandOutcome run = Tandem({"generate", "--help"});
   ASSERT_EQ(run.exit_code, 0) << run.err;
   for (const char* flag :
        {"--model", "--prompt", "--max-tokens", "--temperature", "--top-k",
@@ -288,7 +257,7 @@ TEST_F(TandemCliTest, GenerateHelpListsEveryFlag) {
         "--logprobs", "--threads"}) {
     EXPECT_THAT(run.out, HasSubstr(flag));
   }
-  Outcome top = Tandem({"--help"});
+  CommandOutcome top = Tandem({"--help"});
   EXPECT_EQ(top.exit_code, 0);
   EXPECT_THAT(top.out, HasSubstr("generate"));
   EXPECT_THAT(top.out, HasSubstr("score"));
@@ -298,7 +267,7 @@ TEST_F(TandemCliTest, GenerateHelpListsEveryFlag) {
 TEST_F(TandemCliTest, ScorePrintsBitsPerByte) {
   const fs::path file = *dir_ / "text.txt";
   WriteFile(file, "The quick brown fox jumps over the lazy dog.\n");
-  Outcome run = Tandem(Score({file.string()}));
+  CommandOutcome run = Tandem(Score({file.string()}));
   ASSERT_EQ(run.exit_code, 0) << run.err;
   EXPECT_THAT(run.out, MatchesRegex("bits_per_byte=[0-9]+\\.[0-9]{6} "
                                     "documents=1 bytes=45 eos_tokens=1 "
@@ -312,21 +281,21 @@ TEST_F(TandemCliTest, ScorePrintsBitsPerByte) {
 TEST_F(TandemCliTest, ScoreSplitsFortunesIntoDocuments) {
   const fs::path file = *dir_ / "fortunes";
   WriteFile(file, "one\n%\n\ntwo\n\n%\n  \n%\n");
-  Outcome run = Tandem(Score({"--fortunes", file.string()}));
+  CommandOutcome run = Tandem(Score({"--fortunes", file.string()}));
   ASSERT_EQ(run.exit_code, 0) << run.err;
   EXPECT_THAT(run.out, HasSubstr("documents=2 bytes=6 eos_tokens=2 "
                                  "predicted_tokens=8"));
 }
 
 TEST_F(TandemCliTest, ScoreOfAMissingFileIsARuntimeError) {
-  Outcome run = Tandem(Score({(*dir_ / "absent.txt").string()}));
+  CommandOutcome run = Tandem(Score({(*dir_ / "absent.txt").string()}));
   EXPECT_EQ(run.exit_code, 1);
   EXPECT_THAT(run.err, HasSubstr("absent.txt"));
   ExpectOneLine(run.err);
 }
 
 TEST_F(TandemCliTest, ScoreWithoutAFileIsAUsageError) {
-  Outcome run = Tandem(Score({}));
+  CommandOutcome run = Tandem(Score({}));
   EXPECT_EQ(run.exit_code, 2);
   EXPECT_THAT(run.err, HasSubstr("missing FILE"));
   ExpectOneLine(run.err);
