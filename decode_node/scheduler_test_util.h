@@ -32,7 +32,7 @@
 #include "engine/model.h"
 #include "engine/paged_kv_cache.h"
 #include "gtest/gtest.h"
-#include "tools/random_model.h"
+#include "tests/test_model.h"
 
 namespace tandem {
 namespace scheduler_testing {
@@ -214,20 +214,9 @@ class TinyModelTest : public ::testing::Test {
         std::filesystem::path(::testing::TempDir()) /
         absl::StrCat("tiny_model_", getpid(), "_", suites++));
     std::filesystem::remove_all(*dir_);
-    RandomModelFlags flags;
-    flags.out = dir_->string();
-    flags.seed = 11;
-    flags.hidden_size = 32;
-    flags.intermediate_size = 64;
-    flags.num_layers = 2;
-    flags.num_heads = 2;
-    flags.vocab_size = 258;
-    flags.max_position_embeddings = 256;
-    flags.bos_token_id = 256;
-    flags.eos_token_id = "257";
-    auto options = RandomModelOptionsFromFlags(flags);
-    ASSERT_TRUE(options.ok()) << options.status();
-    ASSERT_TRUE(WriteRandomModel(*options, *dir_).ok());
+    ASSERT_TRUE(testing::WriteTestModel(
+                    *dir_, {.seed = 11, .num_kv_heads = 2, .context = 256})
+                    .ok());
     auto loaded = Model::Load(*dir_, ModelOptions{.threads = 1});
     ASSERT_TRUE(loaded.ok()) << loaded.status();
     model_ = loaded->release();

@@ -1,6 +1,6 @@
-// Helpers for the prefill worker's tests (unit and multi-process): a small
-// random model on disk and the engine's own single-sequence prefill to
-// compare the worker's answers with.
+// Helpers for the prefill worker's tests (unit and multi-process): prompts
+// and the engine's own single-sequence prefill to compare the worker's
+// answers with. Their model is tests/test_model.h's, at context 256.
 #ifndef TANDEM_PREFILL_NODE_PREFILL_TEST_UTIL_H_
 #define TANDEM_PREFILL_NODE_PREFILL_TEST_UTIL_H_
 
@@ -16,31 +16,8 @@
 #include "engine/model.h"
 #include "engine/paged_kv_cache.h"
 #include "engine/status_macros.h"
-#include "tools/random_model.h"
 
 namespace tandem::testing {
-
-// Writes a random byte-level Llama model into `dir` (which must not exist
-// or be empty): vocab 258 (BOS 256, EOS 257), hidden 32, 2 layers, 2 query
-// heads sharing 1 KV head, context 256.
-inline absl::Status WritePrefillTestModel(const std::filesystem::path& dir,
-                                          uint64_t seed = 7) {
-  RandomModelFlags flags;
-  flags.out = dir.string();
-  flags.seed = seed;
-  flags.hidden_size = 32;
-  flags.intermediate_size = 64;
-  flags.num_layers = 2;
-  flags.num_heads = 2;
-  flags.num_kv_heads = 1;
-  flags.vocab_size = 258;
-  flags.max_position_embeddings = 256;
-  flags.bos_token_id = 256;
-  flags.eos_token_id = "257";
-  TANDEM_ASSIGN_OR_RETURN(RandomModelOptions options,
-                          RandomModelOptionsFromFlags(flags));
-  return WriteRandomModel(options, dir);
-}
 
 // A prompt of `n` byte tokens after BOS, varied by `salt`.
 inline std::vector<int32_t> TestPrompt(int n, int salt = 0) {

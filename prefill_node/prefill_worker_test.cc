@@ -22,6 +22,7 @@
 #include "gtest/gtest.h"
 #include "kvstore/block_info.h"
 #include "prefill_node/prefill_test_util.h"
+#include "tests/test_model.h"
 
 namespace tandem {
 namespace {
@@ -125,7 +126,7 @@ class PrefillWorkerTest : public ::testing::Test {
     model_dir_ = new fs::path(fs::path(::testing::TempDir()) /
                               absl::StrCat("prefill_worker_test_", getpid()));
     fs::remove_all(*model_dir_);
-    ASSERT_TRUE(testing::WritePrefillTestModel(*model_dir_).ok());
+    ASSERT_TRUE(testing::WriteTestModel(*model_dir_, {.context = 256}).ok());
   }
   static void TearDownTestSuite() {
     fs::remove_all(*model_dir_);

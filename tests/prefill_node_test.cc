@@ -31,6 +31,7 @@
 #include "tests/child_process.h"
 #include "tests/grpc_probe.h"
 #include "tests/test_files.h"
+#include "tests/test_model.h"
 
 namespace tandem {
 namespace {
@@ -55,13 +56,7 @@ class PrefillNodeTest : public ::testing::Test {
     model_dir_ = new fs::path(fs::path(::testing::TempDir()) /
                               absl::StrCat("prefill_node_test_", getpid()));
     fs::remove_all(*model_dir_);
-    ASSERT_TRUE(testing::WritePrefillTestModel(*model_dir_).ok());
-    // Not read by the prefill worker; the directory is a complete model.
-    std::error_code error;
-    fs::copy_file(
-        SourceDir() / "engine/testdata/tokenizers/byte/tokenizer.json",
-        *model_dir_ / "tokenizer.json", error);
-    ASSERT_FALSE(error) << error.message();
+    ASSERT_TRUE(testing::WriteTestModel(*model_dir_, {.context = 256}).ok());
   }
   static void TearDownTestSuite() {
     fs::remove_all(*model_dir_);

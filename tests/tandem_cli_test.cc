@@ -12,7 +12,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/test_files.h"
-#include "tools/random_model.h"
+#include "tests/test_model.h"
 
 namespace tandem {
 namespace {
@@ -39,24 +39,9 @@ class TandemCliTest : public ::testing::Test {
                         absl::StrCat("tandem_cli_test_", getpid()));
     fs::remove_all(*dir_);
     fs::create_directories(*dir_);
-    RandomModelFlags flags;
-    flags.out = (*dir_ / "model").string();
-    flags.seed = 5;
-    flags.hidden_size = 32;
-    flags.intermediate_size = 64;
-    flags.num_layers = 2;
-    flags.num_heads = 2;
-    flags.vocab_size = 258;
-    flags.max_position_embeddings = 128;
-    flags.bos_token_id = 256;
-    flags.eos_token_id = "257";
-    auto options = RandomModelOptionsFromFlags(flags);
-    ASSERT_TRUE(options.ok()) << options.status();
-    ASSERT_TRUE(WriteRandomModel(*options, flags.out).ok());
-    fs::copy_file(ByteTokenizerFile(), ModelDir() / "tokenizer.json");
-    WriteFile(ModelDir() / "tokenizer_config.json",
-              R"({"bos_token": "<s>", "eos_token": "</s>",
-                  "add_bos_token": true, "add_eos_token": false})");
+    ASSERT_TRUE(testing::WriteTestModel(
+                    ModelDir(), {.seed = 5, .num_kv_heads = 2, .context = 128})
+                    .ok());
   }
 
   static void TearDownTestSuite() {

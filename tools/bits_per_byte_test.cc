@@ -14,7 +14,7 @@
 #include "engine/paged_kv_cache.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "tools/random_model.h"
+#include "tests/test_model.h"
 
 namespace tandem {
 namespace {
@@ -33,20 +33,9 @@ class BitsPerByteTest : public ::testing::Test {
     const fs::path dir = fs::path(::testing::TempDir()) /
                          absl::StrCat("bits_per_byte_test_", getpid());
     fs::remove_all(dir);
-    RandomModelFlags flags;
-    flags.out = dir.string();
-    flags.seed = 11;
-    flags.hidden_size = 32;
-    flags.intermediate_size = 64;
-    flags.num_layers = 2;
-    flags.num_heads = 2;
-    flags.vocab_size = 258;
-    flags.max_position_embeddings = kContext;
-    flags.bos_token_id = 256;
-    flags.eos_token_id = "257";
-    auto options = RandomModelOptionsFromFlags(flags);
-    ASSERT_TRUE(options.ok()) << options.status();
-    ASSERT_TRUE(WriteRandomModel(*options, dir).ok());
+    ASSERT_TRUE(testing::WriteTestModel(
+                    dir, {.seed = 11, .num_kv_heads = 2, .context = kContext})
+                    .ok());
     auto model = Model::Load(dir);
     ASSERT_TRUE(model.ok()) << model.status();
     model_ = std::move(model).value().release();
